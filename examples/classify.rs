@@ -1,0 +1,204 @@
+//! Classifies the flows of captures (files or a live interface).
+//!
+//! cargo run --release --example classify -- [--format jsonl|csv|table]
+//!     [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] CAPTURE...
+//!
+//! Records go to stdout; a summary (captures, packets, flows, skipped
+//! packets by reason, time) goes to stderr. The exit code is 1 when a
+//! capture could not be read to its end (its flows so far are printed).
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use skype_dpi::analyze::analyze_file;
+use skype_dpi::capture::Capture;
+use skype_dpi::classifier::{Classifier, Event, RunStats};
+use skype_dpi::config::FlowTableConfig;
+use skype_dpi::model::Model;
+use skype_dpi::output::{Format, RecordWriter};
+use skype_dpi::packet::SkipReason;
+
+const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] CAPTURE...";
+
+struct Args {
+    format: Format,
+    filter: Option<String>,
+    interface: Option<String>,
+    model: Option<PathBuf>,
+    max_flows: Option<usize>,
+    captures: Vec<PathBuf>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        format: Format::Table,
+        filter: None,
+        interface: None,
+        model: None,
+        max_flows: None,
+        captures: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(s) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match s.as_str() {
+            "--format" => a.format = value("--format")?.parse()?,
+            "--filter" => a.filter = Some(value("--filter")?),
+            "--interface" | "-i" => a.interface = Some(value("--interface")?),
+            "--model" => a.model = Some(PathBuf::from(value("--model")?)),
+            "--max-flows" => {
+                a.max_flows = Some(
+                    value("--max-flows")?
+                        .parse()
+                        .map_err(|_| "--max-flows needs a number")?,
+                )
+            }
+            "-h" | "--help" => return Err(String::new()),
+            f if f.starts_with("--") => return Err(format!("unknown flag {f}")),
+            c => a.captures.push(PathBuf::from(c)),
+        }
+    }
+    if a.captures.is_empty() && a.interface.is_none() {
+        return Err("give a CAPTURE file or --interface IFACE".to_string());
+    }
+    Ok(a)
+}
+
+fn summary(captures: usize, stats: &RunStats, flows_reported: u64, skype: u64, secs: f64) {
+    eprintln!("summary: {captures} capture(s), {} frames, {} TCP/UDP packets, {} flows ({} skype), {:.3} s ({:.0} frames/s)",
+        stats.frames, stats.packets, flows_reported, skype, secs, stats.frames as f64 / secs.max(1e-9));
+    let skipped: Vec<String> = SkipReason::ALL
+        .iter()
+        .filter(|r| stats.skipped.get(**r) > 0)
+        .map(|r| format!("{}={}", r.as_str(), stats.skipped.get(*r)))
+        .collect();
+    eprintln!(
+        "skipped: {} frames{}{}",
+        stats.skipped.total(),
+        if skipped.is_empty() { "" } else { ": " },
+        skipped.join(" ")
+    );
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("classify: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let model = match &args.model {
+        Some(p) => Model::load(p),
+        None => Model::default_model(),
+    };
+    let model = match model {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("classify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut table = FlowTableConfig::default();
+    if let Some(n) = args.max_flows {
+        table.max_flows = n.max(1);
+    }
+    let stdout = std::io::stdout();
+    let mut out = RecordWriter::new(BufWriter::new(stdout.lock()), args.format);
+    let start = Instant::now();
+    let mut total = RunStats::default();
+    let (mut flows, mut skype) = (0u64, 0u64);
+    let mut failed = false;
+
+    if let Some(iface) = &args.interface {
+        let mut cap = match Capture::open_live(iface, args.filter.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("classify: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut c = Classifier::with_table(model.clone(), table.clone());
+        let name = iface.clone();
+        let result = cap.for_each(|raw| {
+            let _ = c.push(raw);
+            for e in c.drain_events() {
+                match e {
+                    Event::FlowEnded(r) | Event::Revised(r) => {
+                        flows += 1;
+                        skype += u64::from(r.verdict.label == skype_dpi::verdict::Label::Skype);
+                        if out.write(&name, &r).and_then(|_| out.flush()).is_err() {
+                            return false;
+                        }
+                    }
+                    Event::Verdict { key, verdict } => {
+                        eprintln!(
+                            "verdict: {:?} {} -> {}",
+                            key,
+                            verdict.label.as_str(),
+                            verdict.kind.map_or("-", |k| k.as_str())
+                        );
+                    }
+                    Event::EndpointRecognised(ep) => eprintln!("endpoint: {ep} is a Skype client"),
+                }
+            }
+            true
+        });
+        if let Err(e) = result {
+            eprintln!("classify: {e}");
+            failed = true;
+        }
+        total = c.stats();
+    }
+
+    for path in &args.captures {
+        let report = match analyze_file(path, args.filter.as_deref(), &model, table.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("classify: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        for r in &report.records {
+            flows += 1;
+            skype += u64::from(r.verdict.label == skype_dpi::verdict::Label::Skype);
+            if let Err(e) = out.write(&report.capture, r) {
+                eprintln!("classify: cannot write output: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        total.frames += report.stats.frames;
+        total.packets += report.stats.packets;
+        total.skipped.merge(&report.stats.skipped);
+        total.flows += report.stats.flows;
+        if let Some(e) = report.error {
+            eprintln!("classify: {e}");
+            failed = true;
+        }
+    }
+    if let Err(e) = out.flush() {
+        eprintln!("classify: cannot write output: {e}");
+        return ExitCode::FAILURE;
+    }
+    drop(out);
+    let _ = std::io::stderr().flush();
+    summary(
+        args.captures.len() + usize::from(args.interface.is_some()),
+        &total,
+        flows,
+        skype,
+        start.elapsed().as_secs_f64(),
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,180 @@
+//! Capture input through libpcap (the `pcap` crate): pcap and pcapng files,
+//! BPF filters, and live capture from an interface, all handing frames to
+//! the same code path as [`RawPacket`]s.
+
+use std::path::{Path, PathBuf};
+
+use crate::packet::{RawPacket, Timestamp};
+
+/// What went wrong with a capture.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The file could not be opened or is not a capture.
+    #[error("{}: cannot open capture: {message}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// libpcap's words.
+        message: String,
+    },
+    /// The live interface could not be opened.
+    #[error(
+        "interface {iface}: cannot capture: {message} (live capture needs root or CAP_NET_RAW)"
+    )]
+    Live {
+        /// The interface.
+        iface: String,
+        /// libpcap's words.
+        message: String,
+    },
+    /// The BPF filter did not compile.
+    #[error("{source_name}: bad BPF filter {filter:?}: {message}")]
+    Filter {
+        /// The capture or interface.
+        source_name: String,
+        /// The filter.
+        filter: String,
+        /// libpcap's words.
+        message: String,
+    },
+    /// Reading stopped in the middle of the capture (truncated file, bad
+    /// record). The frames read before it were processed.
+    #[error("{source_name}: capture ends in the middle of a record after {frames} frames ({message}); the flows read so far are reported")]
+    Read {
+        /// The capture or interface.
+        source_name: String,
+        /// Frames read before the error.
+        frames: u64,
+        /// libpcap's words.
+        message: String,
+    },
+}
+
+/// Where frames come from.
+pub enum CaptureSource {
+    /// A pcap or pcapng file.
+    File(pcap::Capture<pcap::Offline>),
+    /// A live interface.
+    Live(pcap::Capture<pcap::Active>),
+}
+
+/// An open capture.
+pub struct Capture {
+    source: CaptureSource,
+    name: String,
+    link_type: u32,
+    frames: u64,
+}
+
+impl Capture {
+    /// Opens a capture file, with an optional BPF filter.
+    pub fn open_file(path: &Path, filter: Option<&str>) -> Result<Capture, CaptureError> {
+        let mut cap = pcap::Capture::from_file(path).map_err(|e| CaptureError::Open {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let name = path.display().to_string();
+        if let Some(f) = filter {
+            cap.filter(f, true).map_err(|e| CaptureError::Filter {
+                source_name: name.clone(),
+                filter: f.to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let link_type = cap.get_datalink().0 as u32;
+        Ok(Capture {
+            source: CaptureSource::File(cap),
+            name,
+            link_type,
+            frames: 0,
+        })
+    }
+
+    /// Opens a live capture on `iface` (promiscuous, immediate mode).
+    pub fn open_live(iface: &str, filter: Option<&str>) -> Result<Capture, CaptureError> {
+        let err = |e: pcap::Error| CaptureError::Live {
+            iface: iface.to_string(),
+            message: e.to_string(),
+        };
+        let mut cap = pcap::Capture::from_device(iface)
+            .map_err(err)?
+            .promisc(true)
+            .immediate_mode(true)
+            .timeout(500)
+            .open()
+            .map_err(err)?;
+        if let Some(f) = filter {
+            cap.filter(f, true).map_err(|e| CaptureError::Filter {
+                source_name: iface.to_string(),
+                filter: f.to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let link_type = cap.get_datalink().0 as u32;
+        Ok(Capture {
+            source: CaptureSource::Live(cap),
+            name: iface.to_string(),
+            link_type,
+            frames: 0,
+        })
+    }
+
+    /// The file or interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pcap link type.
+    pub fn link_type(&self) -> u32 {
+        self.link_type
+    }
+
+    /// Frames read so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Hands each frame to `f` until the capture ends (Ok) or fails (Err,
+    /// after the frames before the failure). `f` returns false to stop.
+    pub fn for_each(
+        &mut self,
+        mut f: impl FnMut(&RawPacket<'_>) -> bool,
+    ) -> Result<(), CaptureError> {
+        let link_type = self.link_type;
+        loop {
+            let next = match &mut self.source {
+                CaptureSource::File(c) => c.next_packet(),
+                CaptureSource::Live(c) => c.next_packet(),
+            };
+            match next {
+                Ok(p) => {
+                    self.frames += 1;
+                    // time_t and suseconds_t are i64 here but not everywhere.
+                    #[allow(clippy::useless_conversion)]
+                    let (secs, micros) = (
+                        i64::from(p.header.ts.tv_sec),
+                        i64::from(p.header.ts.tv_usec),
+                    );
+                    let raw = RawPacket {
+                        ts: Timestamp::from_parts(secs, micros),
+                        link_type,
+                        data: p.data,
+                        orig_len: p.header.len,
+                    };
+                    if !f(&raw) {
+                        return Ok(());
+                    }
+                }
+                Err(pcap::Error::NoMorePackets) => return Ok(()),
+                Err(pcap::Error::TimeoutExpired) => continue,
+                Err(e) => {
+                    return Err(CaptureError::Read {
+                        source_name: self.name.clone(),
+                        frames: self.frames,
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! The streaming API that a firewall links: packets in, events out.
+//!
+//! [`Classifier::push`] takes one captured frame, decodes it, finds its flow,
+//! updates the flow's features, runs the classifiers when their windows
+//! allow, and appends events to a buffer the caller drains: a verdict as soon
+//! as a flow is recognised, a record when a flow ends, a notice when an
+//! endpoint is recognised and any revision that follows from it. The
+//! per-packet path allocates only when a flow or an endpoint is created.
+
+use crate::config::{FlowTableConfig, MethodConfig, CSC_GROUPS};
+use crate::csc::{self, CscClass};
+use crate::endpoint::{EndpointKey, EndpointTable};
+use crate::features::{func_mask, DirectionFeatures};
+use crate::flow::{Direction, EndReason, EndedFlow, FlowKey, FlowTable};
+use crate::model::Model;
+use crate::nbc::NbcScore;
+use crate::packet::{self, RawPacket, SkipCounts, SkipReason, Timestamp, Transport};
+use crate::verdict::{self, DirectionEvidence, Kind, Label, Verdict, Via};
+
+/// Everything the classifiers keep for one direction while undecided.
+#[derive(Debug, Clone, Default)]
+struct DirState {
+    features: DirectionFeatures,
+    nbc: NbcScore,
+    /// First Skype class reached, else the latest window's class.
+    csc: CscClass,
+    /// Flow packet count when the Skype class was first reached.
+    csc_at: Option<u64>,
+}
+
+impl DirState {
+    fn evidence(&self, dft: &crate::config::DftConfig) -> DirectionEvidence {
+        let chi2 = csc::chi_squares(&self.features.nibbles);
+        let mut c = [0f32; CSC_GROUPS];
+        for (o, x) in c.iter_mut().zip(chi2.iter()) {
+            *o = *x as f32;
+        }
+        let dft_class = csc::dft_class(&self.features.dft, dft);
+        let dft_matching = match self.csc {
+            CscClass::E2e => self.features.dft.voice,
+            CscClass::E2o => self.features.dft.prefix_repeats,
+            _ => 0,
+        };
+        DirectionEvidence {
+            csc: self.csc,
+            dft: dft_class,
+            dft_matching,
+            nbc: self.nbc,
+            sampled: self.features.sampled_total,
+            window_sampled: self.features.nibbles.samples(),
+            chi2: c,
+        }
+    }
+}
+
+/// The per-flow state the classifier keeps in the flow table.
+#[derive(Debug, Clone, Default)]
+pub struct FlowState {
+    /// Features, released once the verdict is final.
+    dirs: Option<Box<[DirState; 2]>>,
+    /// The evidence when the verdict became final (kept for the record).
+    frozen: Option<Box<[DirectionEvidence; 2]>>,
+    verdict: Verdict,
+    /// Messages of 3 bytes or more, and those with a known FUNC value.
+    func_messages: u32,
+    known_func: u32,
+}
+
+/// Per-direction evidence in a flow record.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DirectionRecord {
+    /// Packets.
+    pub packets: u32,
+    /// Payload bytes.
+    pub payload_bytes: u64,
+    /// The CSC evidence.
+    pub evidence: DirectionEvidence,
+    /// Flow packet count when the CSC class was first reached.
+    pub csc_first_at_packet: Option<u64>,
+}
+
+/// Everything known about a flow when it ends: the public flow record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRecord {
+    /// The 5-tuple, initiator first.
+    pub key: FlowKey,
+    /// First packet time.
+    pub first_seen: Timestamp,
+    /// Last packet time.
+    pub last_seen: Timestamp,
+    /// Why it ended.
+    pub end: EndReason,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What the verdict was before an endpoint revised it, if it was.
+    pub revised_from: Option<Label>,
+    /// Forward (initiator to responder) and backward evidence.
+    pub directions: [DirectionRecord; 2],
+    /// Messages with a FUNC byte, and those with a known Skype FUNC value.
+    pub func_messages: u32,
+    /// See `func_messages`.
+    pub known_func: u32,
+}
+
+impl FlowRecord {
+    /// Packets in both directions.
+    pub fn packets(&self) -> u64 {
+        u64::from(self.directions[0].packets) + u64::from(self.directions[1].packets)
+    }
+
+    /// Payload bytes in both directions.
+    pub fn payload_bytes(&self) -> u64 {
+        self.directions[0].payload_bytes + self.directions[1].payload_bytes
+    }
+
+    /// The UDP endpoints of the flow (none for TCP).
+    pub fn endpoints(&self) -> Option<[EndpointKey; 2]> {
+        (self.key.transport == Transport::Udp).then_some([
+            EndpointKey {
+                ip: self.key.src_ip,
+                port: self.key.src_port,
+            },
+            EndpointKey {
+                ip: self.key.dst_ip,
+                port: self.key.dst_port,
+            },
+        ])
+    }
+}
+
+/// What the classifier reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A flow was recognised as Skype while still open.
+    Verdict {
+        /// The flow.
+        key: FlowKey,
+        /// Its verdict.
+        verdict: Verdict,
+    },
+    /// A flow ended; its final record.
+    FlowEnded(Box<FlowRecord>),
+    /// A UDP endpoint was recognised as a Skype client.
+    EndpointRecognised(EndpointKey),
+    /// A flow that had already ended is revised by an endpoint's verdict.
+    Revised(Box<FlowRecord>),
+}
+
+/// Run counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Frames pushed.
+    pub frames: u64,
+    /// Frames decoded into TCP/UDP packets.
+    pub packets: u64,
+    /// Frames skipped, by reason.
+    pub skipped: SkipCounts,
+    /// Flows created.
+    pub flows: u64,
+    /// Most flows held at once.
+    pub peak_flows: u64,
+}
+
+/// How many ended, not-Skype UDP flows are remembered so that an endpoint
+/// recognised later can revise them in streaming use.
+pub const RECENT_ENDED_CAPACITY: usize = 4096;
+
+/// The streaming classifier.
+pub struct Classifier {
+    config: MethodConfig,
+    model: Model,
+    known_mask: u32,
+    table: FlowTable<FlowState>,
+    endpoints: EndpointTable,
+    recent_ended: std::collections::VecDeque<FlowRecord>,
+    events: Vec<Event>,
+    stats: RunStats,
+    last_expiry: Timestamp,
+}
+
+/// Seconds of capture time between two idle-expiry passes.
+const EXPIRY_INTERVAL_MICROS: i64 = 1_000_000;
+
+impl Classifier {
+    /// A classifier with `model` and default flow-table settings.
+    pub fn new(model: Model) -> Self {
+        Self::with_table(model, FlowTableConfig::default())
+    }
+
+    /// A classifier with explicit flow-table settings.
+    pub fn with_table(model: Model, table: FlowTableConfig) -> Self {
+        let config = model.config.clone();
+        let endpoints = EndpointTable::new(
+            config.endpoint.clone(),
+            config.csc.clone(),
+            &config.dft.func_known,
+        );
+        Classifier {
+            known_mask: func_mask(&config.dft.func_known),
+            config,
+            model,
+            table: FlowTable::new(table),
+            endpoints,
+            recent_ended: std::collections::VecDeque::new(),
+            events: Vec::with_capacity(16),
+            stats: RunStats::default(),
+            last_expiry: Timestamp(i64::MIN),
+        }
+    }
+
+    /// The model in use.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> RunStats {
+        let mut s = self.stats;
+        s.peak_flows = self.table.peak() as u64;
+        s
+    }
+
+    /// Flows open now.
+    pub fn open_flows(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The endpoint table (for reports).
+    pub fn endpoints(&self) -> &EndpointTable {
+        &self.endpoints
+    }
+
+    /// Takes the events produced so far.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
+    }
+
+    /// Pushes one frame; events go to the buffer ([`Classifier::drain_events`]).
+    /// Returns the skip reason when the frame was not a TCP/UDP packet.
+    pub fn push(&mut self, raw: &RawPacket<'_>) -> Result<(), SkipReason> {
+        self.stats.frames += 1;
+        let p = match packet::decode(raw) {
+            Ok(p) => p,
+            Err(reason) => {
+                self.stats.skipped.add(reason);
+                return Err(reason);
+            }
+        };
+        self.stats.packets += 1;
+        if p.ts.0.saturating_sub(self.last_expiry.0) >= EXPIRY_INTERVAL_MICROS {
+            self.last_expiry = p.ts;
+            self.expire(p.ts);
+        }
+        let Classifier {
+            config,
+            model,
+            known_mask,
+            table,
+            events,
+            recent_ended,
+            endpoints,
+            stats,
+            ..
+        } = self;
+        let mut ended_here: Vec<EndedFlow<FlowState>> = Vec::new();
+        let update = table.update(
+            &p,
+            |_| FlowState {
+                dirs: Some(Box::default()),
+                ..FlowState::default()
+            },
+            &mut |f| ended_here.push(f),
+        );
+        if update.new_flow {
+            stats.flows += 1;
+        }
+        let key = update.key;
+        let counters = update.counters;
+        let direction = update.direction;
+        let state = update.state;
+        if p.payload.len() >= 3 {
+            state.func_messages = state.func_messages.saturating_add(1);
+            if *known_mask & (1u32 << crate::features::FuncCounts::slot(p.payload[2])) != 0 {
+                state.known_func = state.known_func.saturating_add(1);
+            }
+        }
+        if let Some(dirs) = state.dirs.as_mut() {
+            let d = &mut dirs[direction.index()];
+            let obs = d.features.observe(
+                p.ts,
+                p.payload,
+                p.payload_len,
+                *known_mask,
+                &config.dft,
+                &config.nbc,
+            );
+            let mut changed = false;
+            if obs.sampled {
+                let n = d.features.nibbles.samples();
+                if n >= verdict::min_judged_samples(key.transport, config) {
+                    let chi2 = csc::chi_squares(&d.features.nibbles);
+                    let class = csc::classify(&chi2, n, key.transport, &config.csc);
+                    if !d.csc.is_skype() {
+                        d.csc = class;
+                        if class.is_skype() {
+                            d.csc_at = Some(counters.total_packets());
+                        }
+                    }
+                    changed = true;
+                }
+            }
+            if let Some(w) = obs.window {
+                d.nbc.add(model.nbc.log_odds(&w), &config.nbc);
+                changed = true;
+            }
+            if changed && (dirs[0].csc.is_skype() || dirs[1].csc.is_skype()) {
+                let ev = [dirs[0].evidence(&config.dft), dirs[1].evidence(&config.dft)];
+                let mut v = verdict::judge_flow(&ev, key.transport, config, true);
+                if v.label == Label::Skype {
+                    v.decided_at_packet = Some(counters.total_packets());
+                    v.decided_after_seconds =
+                        Some(counters.last_seen.secs_since(counters.first_seen));
+                    state.verdict = v;
+                    state.frozen = Some(Box::new(ev));
+                    state.dirs = None;
+                    events.push(Event::Verdict { key, verdict: v });
+                }
+            }
+        }
+        // Endpoint correlation: both UDP endpoints see the message.
+        if key.transport == Transport::Udp && config.endpoint.enabled && p.payload.len() >= 3 {
+            let (local_fwd, remote_fwd) = (
+                EndpointKey {
+                    ip: p.src_ip,
+                    port: p.src_port,
+                },
+                EndpointKey {
+                    ip: p.dst_ip,
+                    port: p.dst_port,
+                },
+            );
+            let first_from_src = counters.packets[direction.index()] == 1;
+            let first_at_dst = counters.packets[1 - direction.index()] == 0 && first_from_src;
+            for (local, remote, first) in [
+                (local_fwd, remote_fwd, first_from_src),
+                (remote_fwd, local_fwd, first_at_dst),
+            ] {
+                if endpoints.observe(p.ts, local, remote, first, p.payload) {
+                    events.push(Event::EndpointRecognised(local));
+                    // Revise the remembered ended flows of this endpoint.
+                    for rec in recent_ended.iter_mut() {
+                        if rec.endpoints().is_some_and(|e| e.contains(&local))
+                            && apply_endpoint(rec, &config.endpoint)
+                        {
+                            events.push(Event::Revised(Box::new(rec.clone())));
+                        }
+                    }
+                    recent_ended.retain(|r| r.verdict.label != Label::Skype);
+                }
+            }
+            // The open flow itself, if its endpoint is (now) recognised.
+            if state.verdict.label != Label::Skype
+                && (endpoints.is_recognised(&local_fwd) || endpoints.is_recognised(&remote_fwd))
+                && flow_agrees(state.func_messages, state.known_func, &config.endpoint)
+            {
+                let v = Verdict {
+                    label: Label::Skype,
+                    kind: Some(Kind::Signalling),
+                    confidence: endpoint_confidence(state.func_messages, state.known_func),
+                    decided_at_packet: Some(counters.total_packets()),
+                    decided_after_seconds: Some(counters.last_seen.secs_since(counters.first_seen)),
+                    via: Some(Via::Endpoint),
+                };
+                state.verdict = v;
+                events.push(Event::Verdict { key, verdict: v });
+            }
+        }
+        for f in ended_here {
+            self.finish(f);
+        }
+        Ok(())
+    }
+
+    /// Ends idle flows as of `now` (also done by `push` once per second of
+    /// capture time).
+    pub fn expire(&mut self, now: Timestamp) {
+        let mut ended = Vec::new();
+        self.table.expire(now, &mut |f| ended.push(f));
+        for f in ended {
+            self.finish(f);
+        }
+    }
+
+    /// Ends every open flow (end of capture): their records are in the events.
+    pub fn finish_all(&mut self) {
+        let mut ended = Vec::new();
+        self.table.drain(&mut |f| ended.push(f));
+        for f in ended {
+            self.finish(f);
+        }
+    }
+
+    /// Revises a record with its endpoints' verdict, if one of them has been
+    /// recognised and the flow's own messages agree. Returns whether it
+    /// changed. For offline use at the end of a run.
+    pub fn revise(&self, rec: &mut FlowRecord) -> bool {
+        match rec.endpoints() {
+            Some(eps) if eps.iter().any(|e| self.endpoints.is_recognised(e)) => {
+                apply_endpoint(rec, &self.config.endpoint)
+            }
+            _ => false,
+        }
+    }
+
+    fn finish(&mut self, f: EndedFlow<FlowState>) {
+        let rec = self.record(f);
+        if rec.key.transport == Transport::Udp
+            && rec.verdict.label != Label::Skype
+            && rec.func_messages > 0
+        {
+            if self.recent_ended.len() >= RECENT_ENDED_CAPACITY {
+                self.recent_ended.pop_front();
+            }
+            self.recent_ended.push_back(rec.clone());
+        }
+        self.events.push(Event::FlowEnded(Box::new(rec)));
+    }
+
+    fn record(&self, f: EndedFlow<FlowState>) -> FlowRecord {
+        let EndedFlow {
+            key,
+            counters,
+            end,
+            state,
+        } = f;
+        let (evidence, csc_at, verdict) = match (&state.frozen, &state.dirs) {
+            (Some(fr), _) => (**fr, [None, None], state.verdict),
+            (None, Some(dirs)) => {
+                let ev = [
+                    dirs[0].evidence(&self.config.dft),
+                    dirs[1].evidence(&self.config.dft),
+                ];
+                let mut v = if state.verdict.label == Label::Skype {
+                    state.verdict
+                } else {
+                    verdict::judge_flow(&ev, key.transport, &self.config, false)
+                };
+                if v.label != Label::Undecided && v.decided_at_packet.is_none() {
+                    v.decided_at_packet = Some(counters.total_packets());
+                    v.decided_after_seconds =
+                        Some(counters.last_seen.secs_since(counters.first_seen));
+                }
+                (ev, [dirs[0].csc_at, dirs[1].csc_at], v)
+            }
+            (None, None) => (
+                [DirectionEvidence::default(); 2],
+                [None, None],
+                state.verdict,
+            ),
+        };
+        let dir = |d: Direction| DirectionRecord {
+            packets: counters.packets[d.index()],
+            payload_bytes: counters.payload_bytes[d.index()],
+            evidence: evidence[d.index()],
+            csc_first_at_packet: csc_at[d.index()],
+        };
+        FlowRecord {
+            key,
+            first_seen: counters.first_seen,
+            last_seen: counters.last_seen,
+            end,
+            verdict,
+            revised_from: None,
+            directions: [dir(Direction::Forward), dir(Direction::Backward)],
+            func_messages: state.func_messages,
+            known_func: state.known_func,
+        }
+    }
+}
+
+/// Whether a flow's own messages agree with an endpoint's Skype verdict:
+/// at least one message with a FUNC byte, and the known share of the
+/// endpoint signature.
+fn flow_agrees(func_messages: u32, known: u32, cfg: &crate::config::EndpointConfig) -> bool {
+    func_messages > 0 && f64::from(known) >= cfg.min_known_func_share * f64::from(func_messages)
+}
+
+/// Confidence of an endpoint verdict for one flow: the share of its messages
+/// with known FUNC values, discounted for short flows (1 message: 0.5).
+fn endpoint_confidence(func_messages: u32, known: u32) -> f64 {
+    if func_messages == 0 {
+        return 0.0;
+    }
+    let share = f64::from(known) / f64::from(func_messages);
+    share * (1.0 - 0.5 / f64::from(func_messages))
+}
+
+/// Applies an endpoint's Skype verdict to a record when the flow agrees.
+fn apply_endpoint(rec: &mut FlowRecord, cfg: &crate::config::EndpointConfig) -> bool {
+    if rec.verdict.label == Label::Skype || !flow_agrees(rec.func_messages, rec.known_func, cfg) {
+        return false;
+    }
+    rec.revised_from = Some(rec.verdict.label);
+    rec.verdict = Verdict {
+        label: Label::Skype,
+        kind: Some(Kind::Signalling),
+        confidence: endpoint_confidence(rec.func_messages, rec.known_func),
+        decided_at_packet: Some(rec.packets()),
+        decided_after_seconds: Some(rec.last_seen.secs_since(rec.first_seen)),
+        via: Some(Via::Endpoint),
+    };
+    true
+}

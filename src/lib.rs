@@ -1,0 +1,19 @@
+//! skype-dpi: tells, flow by flow, whether traffic is classic Skype.
+pub mod analyze;
+pub mod capture;
+pub mod classifier;
+pub mod community_id;
+pub mod config;
+pub mod csc;
+pub mod endpoint;
+pub mod features;
+pub mod flow;
+pub mod labels;
+pub mod model;
+pub mod nbc;
+pub mod output;
+pub mod packet;
+pub mod synth;
+pub mod train;
+pub mod verdict;
+pub mod wire;

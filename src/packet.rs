@@ -1,0 +1,491 @@
+//! Packet decoding: from a captured frame to the TCP or UDP message that the
+//! flow table and the classifiers work on, or a counted reason to skip it.
+//!
+//! Link layers come from [`crate::wire`]; IPv4, IPv6 (with extension headers),
+//! TCP and UDP from `etherparse`'s lax slicers, so that snap-length-truncated
+//! packets still give their captured payload bytes and their original sizes.
+
+use std::net::IpAddr;
+
+use etherparse::{IpNumber, LaxIpSlice, TcpSlice, UdpSlice};
+
+use crate::wire::link::{network_of, LinkError, Network};
+
+/// A capture timestamp in microseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// From seconds and microseconds, as pcap gives them.
+    pub fn from_parts(secs: i64, micros: i64) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000).saturating_add(micros))
+    }
+
+    /// Seconds since the epoch, as a float.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    /// Seconds from `earlier` to `self` (negative if `earlier` is later).
+    pub fn secs_since(self, earlier: Timestamp) -> f64 {
+        (self.0.saturating_sub(earlier.0)) as f64 / 1e6
+    }
+}
+
+/// One captured frame, as the capture layer hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPacket<'a> {
+    /// When the frame was captured.
+    pub ts: Timestamp,
+    /// The capture's pcap link-type number.
+    pub link_type: u32,
+    /// The captured bytes (possibly fewer than the frame had).
+    pub data: &'a [u8],
+    /// The frame's length on the wire.
+    pub orig_len: u32,
+}
+
+/// Transport protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// UDP (IP protocol 17).
+    Udp,
+    /// TCP (IP protocol 6).
+    Tcp,
+}
+
+impl Transport {
+    /// "udp" or "tcp", as in the flow records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+
+    /// The IP protocol number.
+    pub fn ip_number(self) -> u8 {
+        match self {
+            Transport::Udp => 17,
+            Transport::Tcp => 6,
+        }
+    }
+}
+
+/// TCP flags that end a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpFlags {
+    /// SYN set.
+    pub syn: bool,
+    /// ACK set.
+    pub ack: bool,
+    /// FIN set.
+    pub fin: bool,
+    /// RST set.
+    pub rst: bool,
+}
+
+/// A decoded TCP or UDP message.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// Sender address.
+    pub src_ip: IpAddr,
+    /// Receiver address.
+    pub dst_ip: IpAddr,
+    /// Sender port.
+    pub src_port: u16,
+    /// Receiver port.
+    pub dst_port: u16,
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// The payload bytes that were captured (a prefix of the payload when the
+    /// capture's snap length cut the frame).
+    pub payload: &'a [u8],
+    /// The payload's length on the wire, from the IP/UDP length fields.
+    pub payload_len: u32,
+    /// TCP flags (all false for UDP).
+    pub tcp_flags: TcpFlags,
+}
+
+/// Why a frame was not turned into a [`Packet`]. Every skipped frame is
+/// counted under one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// The capture's link type is not decoded.
+    UnsupportedLinkType,
+    /// A header is cut short (snap length or a damaged frame).
+    Truncated,
+    /// A header field is invalid (bad IP version or header length, ...).
+    Malformed,
+    /// The frame does not carry IP (ARP, LLDP, ...).
+    NotIp,
+    /// IP, but neither TCP nor UDP (ICMP, IGMP, ESP, ...).
+    NotTcpUdp,
+    /// A later IP fragment: its bytes belong to a datagram whose ports only
+    /// the first fragment carries.
+    NonFirstFragment,
+}
+
+impl SkipReason {
+    /// All reasons, in report order.
+    pub const ALL: [SkipReason; 6] = [
+        SkipReason::UnsupportedLinkType,
+        SkipReason::Truncated,
+        SkipReason::Malformed,
+        SkipReason::NotIp,
+        SkipReason::NotTcpUdp,
+        SkipReason::NonFirstFragment,
+    ];
+
+    /// A short snake-case name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::UnsupportedLinkType => "unsupported_link_type",
+            SkipReason::Truncated => "truncated",
+            SkipReason::Malformed => "malformed",
+            SkipReason::NotIp => "not_ip",
+            SkipReason::NotTcpUdp => "not_tcp_udp",
+            SkipReason::NonFirstFragment => "non_first_fragment",
+        }
+    }
+
+    /// Index into a counter array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counts of skipped frames by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SkipCounts(pub [u64; 6]);
+
+impl SkipCounts {
+    /// Adds one frame skipped for `reason`.
+    pub fn add(&mut self, reason: SkipReason) {
+        self.0[reason.index()] += 1;
+    }
+
+    /// Frames skipped for `reason`.
+    pub fn get(&self, reason: SkipReason) -> u64 {
+        self.0[reason.index()]
+    }
+
+    /// All skipped frames.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Adds another set of counts.
+    pub fn merge(&mut self, other: &SkipCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a += b;
+        }
+    }
+}
+
+impl From<LinkError> for SkipReason {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::UnsupportedLinkType(_) => SkipReason::UnsupportedLinkType,
+            LinkError::Truncated => SkipReason::Truncated,
+            LinkError::Malformed => SkipReason::Malformed,
+        }
+    }
+}
+
+/// IPv6 extension headers that may precede a fragment header.
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_AUTH: u8 = 51;
+const IPV6_DEST_OPTS: u8 = 60;
+
+/// Finds the fragment offset (in 8-byte units) of an IPv6 packet whose
+/// extension headers `exts` start with header type `first`; 0 when there is
+/// no fragment header.
+fn ipv6_fragment_offset(first: u8, exts: &[u8]) -> u16 {
+    let mut next = first;
+    let mut at = 0usize;
+    while at + 8 <= exts.len() {
+        match next {
+            IPV6_FRAGMENT => return u16::from_be_bytes([exts[at + 2], exts[at + 3]]) >> 3,
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
+                next = exts[at];
+                at += (usize::from(exts[at + 1]) + 1) * 8;
+            }
+            IPV6_AUTH => {
+                next = exts[at];
+                at += (usize::from(exts[at + 1]) + 2) * 4;
+            }
+            _ => return 0,
+        }
+    }
+    0
+}
+
+/// Decodes one frame. Never panics, whatever the bytes.
+pub fn decode<'a>(raw: &RawPacket<'a>) -> Result<Packet<'a>, SkipReason> {
+    let ip_bytes = match network_of(raw.link_type, raw.data)? {
+        Network::Ip(b) => b,
+        Network::NotIp(_) => return Err(SkipReason::NotIp),
+    };
+    let (ip, _ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|e| match e {
+        etherparse::err::ip::LaxHeaderSliceError::Len(_) => SkipReason::Truncated,
+        etherparse::err::ip::LaxHeaderSliceError::Content(_) => SkipReason::Malformed,
+    })?;
+    // The payload length the IP header declares (original, before any
+    // snap-length cut), and whether this is a first fragment.
+    let (declared_payload, first_fragment, fragmented) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let declared = usize::from(h.total_len()).saturating_sub(h.slice().len());
+            let offset = h.fragments_offset().value();
+            (declared, offset == 0, h.is_fragmenting_payload())
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let exts = v6.extensions().slice();
+            let declared = usize::from(h.payload_length()).saturating_sub(exts.len());
+            let fragmented = v6.is_payload_fragmented();
+            let offset = if fragmented {
+                ipv6_fragment_offset(h.next_header().0, exts)
+            } else {
+                0
+            };
+            (declared, offset == 0, fragmented)
+        }
+    };
+    let payload = ip.payload();
+    let transport = match payload.ip_number {
+        IpNumber::UDP => Transport::Udp,
+        IpNumber::TCP => Transport::Tcp,
+        _ => return Err(SkipReason::NotTcpUdp),
+    };
+    if fragmented && !first_fragment {
+        return Err(SkipReason::NonFirstFragment);
+    }
+    let src_ip = ip.source_addr();
+    let dst_ip = ip.destination_addr();
+    let bytes = payload.payload;
+    match transport {
+        Transport::Udp => {
+            let udp = UdpSlice::from_slice_lax(bytes).map_err(|_| SkipReason::Truncated)?;
+            let udp_len = usize::from(udp.length());
+            // The UDP length covers the whole datagram even in a first
+            // fragment; fall back to the IP length when it is implausible.
+            let payload_len = if udp_len >= 8 {
+                udp_len - 8
+            } else {
+                declared_payload.saturating_sub(8)
+            };
+            let captured = udp.payload();
+            let captured = &captured[..captured.len().min(payload_len)];
+            Ok(Packet {
+                ts: raw.ts,
+                src_ip,
+                dst_ip,
+                src_port: udp.source_port(),
+                dst_port: udp.destination_port(),
+                transport,
+                payload: captured,
+                payload_len: payload_len as u32,
+                tcp_flags: TcpFlags::default(),
+            })
+        }
+        Transport::Tcp => {
+            let tcp = TcpSlice::from_slice(bytes).map_err(|e| match e {
+                etherparse::err::tcp::HeaderSliceError::Len(_) => SkipReason::Truncated,
+                etherparse::err::tcp::HeaderSliceError::Content(_) => SkipReason::Malformed,
+            })?;
+            let header_len = tcp.header_slice().len();
+            let payload_len = declared_payload.max(bytes.len()).saturating_sub(header_len);
+            let payload_len = if fragmented {
+                // A first fragment: only what was sent in it is known.
+                bytes.len().saturating_sub(header_len)
+            } else {
+                payload_len
+            };
+            let captured = tcp.payload();
+            Ok(Packet {
+                ts: raw.ts,
+                src_ip,
+                dst_ip,
+                src_port: tcp.source_port(),
+                dst_port: tcp.destination_port(),
+                transport,
+                payload: &captured[..captured.len().min(payload_len)],
+                payload_len: payload_len as u32,
+                tcp_flags: TcpFlags {
+                    syn: tcp.syn(),
+                    ack: tcp.ack(),
+                    fin: tcp.fin(),
+                    rst: tcp.rst(),
+                },
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn udp4(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(1000, 2000);
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    fn raw(link_type: u32, data: &[u8]) -> RawPacket<'_> {
+        RawPacket {
+            ts: Timestamp(0),
+            link_type,
+            data,
+            orig_len: data.len() as u32,
+        }
+    }
+
+    #[test]
+    fn udp_over_raw_ip() {
+        let bytes = udp4(&[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let p = decode(&raw(101, &bytes)).unwrap();
+        assert_eq!(p.transport, Transport::Udp);
+        assert_eq!(p.src_port, 1000);
+        assert_eq!(p.dst_port, 2000);
+        assert_eq!(p.payload, &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(p.payload_len, 9);
+    }
+
+    #[test]
+    fn tcp_over_ipv6_with_flags() {
+        let b = PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(443, 50000, 7, 1000)
+            .fin()
+            .ack(1);
+        let mut v = Vec::new();
+        b.write(&mut v, &[9; 20]).unwrap();
+        let p = decode(&raw(229, &v)).unwrap();
+        assert_eq!(p.transport, Transport::Tcp);
+        assert!(p.tcp_flags.fin && p.tcp_flags.ack && !p.tcp_flags.rst);
+        assert_eq!(p.payload_len, 20);
+        assert_eq!(p.src_ip, IpAddr::from([1u8; 16]));
+    }
+
+    #[test]
+    fn snap_length_keeps_original_sizes() {
+        let bytes = udp4(&[7u8; 200]);
+        let cut = &bytes[..28 + 10];
+        let r = RawPacket {
+            ts: Timestamp(0),
+            link_type: 101,
+            data: cut,
+            orig_len: bytes.len() as u32,
+        };
+        let p = decode(&r).unwrap();
+        assert_eq!(p.payload.len(), 10);
+        assert_eq!(p.payload_len, 200);
+    }
+
+    #[test]
+    fn truncated_headers_are_skipped_with_reason() {
+        let bytes = udp4(&[1; 8]);
+        assert_eq!(
+            decode(&raw(101, &bytes[..24])).unwrap_err(),
+            SkipReason::Truncated
+        );
+        assert_eq!(
+            decode(&raw(101, &bytes[..10])).unwrap_err(),
+            SkipReason::Truncated
+        );
+        assert_eq!(
+            decode(&raw(101, &[0x15, 0, 0])).unwrap_err(),
+            SkipReason::Malformed
+        );
+        assert_eq!(
+            decode(&raw(147, &bytes)).unwrap_err(),
+            SkipReason::UnsupportedLinkType
+        );
+    }
+
+    #[test]
+    fn icmp_is_not_tcp_udp() {
+        let b = PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9).icmpv4_echo_request(1, 1);
+        let mut v = Vec::new();
+        b.write(&mut v, &[0; 4]).unwrap();
+        assert_eq!(decode(&raw(101, &v)).unwrap_err(), SkipReason::NotTcpUdp);
+    }
+
+    fn fragment(mut ip: Vec<u8>, offset_units: u16, more: bool) -> Vec<u8> {
+        let flags = if more { 0x2000 } else { 0 };
+        let v = (flags | offset_units).to_be_bytes();
+        ip[6] = v[0];
+        ip[7] = v[1];
+        ip
+    }
+
+    #[test]
+    fn ipv4_fragments() {
+        // First fragment: carries the UDP header, counts for its flow.
+        let first = fragment(udp4(&[5u8; 64]), 0, true);
+        let p = decode(&raw(101, &first)).unwrap();
+        assert_eq!(p.dst_port, 2000);
+        // A later fragment: counted apart, never a new flow.
+        let later = fragment(udp4(&[5u8; 64]), 3, false);
+        assert_eq!(
+            decode(&raw(101, &later)).unwrap_err(),
+            SkipReason::NonFirstFragment
+        );
+    }
+
+    #[test]
+    fn ipv6_later_fragment() {
+        // IPv6 header, then a fragment header with offset 8 units.
+        let mut v = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        v.extend_from_slice(&[1; 16]);
+        v.extend_from_slice(&[2; 16]);
+        v.extend_from_slice(&[17, 0, 0, 64, 0, 0, 0, 1]);
+        v.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            decode(&raw(229, &v)).unwrap_err(),
+            SkipReason::NonFirstFragment
+        );
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_followed() {
+        let mut v = vec![0x60, 0, 0, 0, 0, 0, 0, 64];
+        v.extend_from_slice(&[1; 16]);
+        v.extend_from_slice(&[2; 16]);
+        // Hop-by-hop options (8 bytes), next header UDP.
+        v.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        v.extend_from_slice(&[0x13, 0x88, 0x00, 0x35, 0, 12, 0, 0, 0xAB, 0xCD, 0xEF, 0x01]);
+        let plen = (v.len() - 40) as u16;
+        v[4..6].copy_from_slice(&plen.to_be_bytes());
+        let p = decode(&raw(229, &v)).unwrap();
+        assert_eq!(p.src_port, 5000);
+        assert_eq!(p.dst_port, 53);
+        assert_eq!(p.payload, &[0xAB, 0xCD, 0xEF, 0x01]);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut state = 0x1234_5678u32;
+        for len in 0..400usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 8) as u8
+                })
+                .collect();
+            for lt in [0u32, 1, 9, 12, 51, 104, 108, 113, 192, 228, 229, 276] {
+                let _ = decode(&raw(lt, &bytes));
+            }
+        }
+    }
+}

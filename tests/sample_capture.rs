@@ -1,0 +1,158 @@
+//! The project's own sample capture in `datasets/` (made by the synth
+//! example): the Skype call is found, the RTP call and DNS are not.
+
+use std::path::Path;
+use std::process::Command;
+
+use skype_dpi::analyze::analyze_file;
+use skype_dpi::config::FlowTableConfig;
+use skype_dpi::labels::{load_spec, LabelClass};
+use skype_dpi::model::Model;
+use skype_dpi::verdict::{Kind, Label};
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/sample.pcap");
+const LABELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/sample-labels.csv");
+
+#[test]
+fn sample_verdicts_match_labels() {
+    let model = Model::default_model().unwrap();
+    let labels = load_spec(&format!("{SAMPLE}@{LABELS}")).unwrap().remove(0);
+    let report = analyze_file(Path::new(SAMPLE), None, &model, FlowTableConfig::default()).unwrap();
+    assert!(report.error.is_none());
+    assert_eq!(report.records.len(), 10);
+    for r in &report.records {
+        let l = labels.label_of(&r.key).expect("every flow is labelled");
+        match l.class {
+            LabelClass::ClassicSkype => {
+                assert_eq!(r.verdict.label, Label::Skype, "{:?}", r.key);
+                assert_eq!(r.verdict.kind, Some(Kind::E2e));
+                let at = r.verdict.decided_at_packet.unwrap();
+                assert!((100..400).contains(&at), "decided at {at}");
+            }
+            _ => assert_ne!(r.verdict.label, Label::Skype, "{} {:?}", l.label, r.key),
+        }
+    }
+}
+
+#[test]
+fn sample_regenerates_byte_for_byte() {
+    let dir = std::env::temp_dir().join(format!("skype-dpi-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (msgs, flows) = skype_dpi::synth::sample(1);
+    skype_dpi::synth::write_pcap(&dir.join("s.pcap"), &msgs).unwrap();
+    skype_dpi::synth::write_labels(&dir.join("s.csv"), &flows).unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("s.pcap")).unwrap(),
+        std::fs::read(SAMPLE).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(dir.join("s.csv")).unwrap(),
+        std::fs::read(LABELS).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The classify example: JSON lines with the public fields, the summary on
+/// stderr, and a failing exit code with the flows so far on a truncated file.
+fn example(name: &str) -> std::path::PathBuf {
+    // cargo test builds the examples beside the test binaries' deps folder.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    profile_dir.join("examples").join(name)
+}
+
+#[test]
+fn classify_example_contract() {
+    let out = Command::new(example("classify"))
+        .args(["--format", "jsonl", SAMPLE])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10);
+    for field in [
+        "capture",
+        "transport",
+        "src_ip",
+        "src_port",
+        "dst_ip",
+        "dst_port",
+        "first_seen",
+        "last_seen",
+        "packets",
+        "payload_bytes",
+        "end",
+        "verdict",
+        "kind",
+        "confidence",
+        "decided_at_packet",
+        "community_id",
+    ] {
+        assert!(
+            lines.iter().all(|l| l.get(field).is_some()),
+            "field {field} missing"
+        );
+    }
+    assert_eq!(lines.iter().filter(|l| l["verdict"] == "skype").count(), 1);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("summary: 1 capture(s), 1282 frames"),
+        "{stderr}"
+    );
+
+    // CSV has a header and one line per flow.
+    let out = Command::new(example("classify"))
+        .args(["--format", "csv", SAMPLE])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("capture,transport,src_ip,src_port,dst_ip,dst_port,first_seen"));
+    assert_eq!(csv.lines().count(), 11);
+
+    // A capture cut in the middle of a record: the flows so far, a clear
+    // error naming the file, and a failing exit code.
+    let dir = std::env::temp_dir().join(format!("skype-dpi-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("cut.pcap");
+    let bytes = std::fs::read(SAMPLE).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2 + 7]).unwrap();
+    let out = Command::new(example("classify"))
+        .args(["--format", "jsonl"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!out.stdout.is_empty(), "flows read so far are reported");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("cut.pcap") && stderr.contains("middle of a record"),
+        "{stderr}"
+    );
+
+    // A file that is not a capture, and a bad model file.
+    std::fs::write(dir.join("x.pcap"), b"not a capture").unwrap();
+    let out = Command::new(example("classify"))
+        .arg(dir.join("x.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("x.pcap: cannot open capture"));
+    std::fs::write(dir.join("m.json"), b"{}").unwrap();
+    let out = Command::new(example("classify"))
+        .arg("--model")
+        .arg(dir.join("m.json"))
+        .arg(SAMPLE)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("m.json"));
+    std::fs::remove_dir_all(&dir).ok();
+}
