@@ -1,42 +1,90 @@
-//! Writes a synthetic capture and its label CSV.
+//! Writes a synthetic capture (pcap, through libpcap) and its label CSV.
 //!
-//! cargo run --release --example synth -- [--seed N] --out FILE.pcap --labels FILE.csv
+//! cargo run --release --example synth -- --out FILE.pcap --labels FILE.csv
+//!     [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S]
+//!     [--spread-seconds S] [--signalling-clients N] [--peers N]
+//!     [--ipv6-share F] [--vlan-share F] [--loss F] [--packets N]
+//!
+//! `--sample` gives the settings of `datasets/sample.pcap`. `--packets N`
+//! stops after N messages (the capture is streamed: any size fits).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use skype_dpi::synth::{sample, write_labels, write_pcap};
+use skype_dpi::synth::{sample_config, write_labels, write_pcap, Generator, SynthConfig};
+
+const USAGE: &str = "usage: synth --out FILE.pcap --labels FILE.csv [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S] [--spread-seconds S] [--signalling-clients N] [--peers N] [--ipv6-share F] [--vlan-share F] [--loss F] [--packets N]";
 
 fn main() -> ExitCode {
-    let mut seed = 1u64;
-    let mut out = None;
-    let mut labels = None;
+    let mut cfg = SynthConfig::default();
+    let (mut out, mut labels, mut packets) = (None, None, None);
     let mut it = std::env::args().skip(1);
+    let mut bad = None;
     while let Some(a) = it.next() {
+        let mut num = |name: &str| -> Option<f64> {
+            let v = it.next().and_then(|s| s.parse::<f64>().ok());
+            if v.is_none() {
+                bad = Some(format!("{name} needs a number"));
+            }
+            v
+        };
         match a.as_str() {
-            "--seed" => seed = it.next().and_then(|s| s.parse().ok()).unwrap_or(1),
             "--out" => out = it.next().map(PathBuf::from),
             "--labels" => labels = it.next().map(PathBuf::from),
-            other => {
-                eprintln!("synth: unknown argument {other:?}\nusage: synth [--seed N] --out FILE.pcap --labels FILE.csv");
-                return ExitCode::from(2);
+            "--sample" => cfg = sample_config(),
+            "--seed" => cfg.seed = num("--seed").unwrap_or(1.0) as u64,
+            "--flows-per-profile" => {
+                cfg.flows_per_profile = num("--flows-per-profile").unwrap_or(1.0) as u32
             }
+            "--call-seconds" => cfg.call_seconds = num("--call-seconds").unwrap_or(30.0),
+            "--spread-seconds" => cfg.spread_seconds = num("--spread-seconds").unwrap_or(10.0),
+            "--signalling-clients" => {
+                cfg.signalling_clients = num("--signalling-clients").unwrap_or(1.0) as u32
+            }
+            "--peers" => cfg.peers = num("--peers").unwrap_or(40.0) as u32,
+            "--ipv6-share" => cfg.ipv6_share = num("--ipv6-share").unwrap_or(0.0),
+            "--vlan-share" => cfg.vlan_share = num("--vlan-share").unwrap_or(0.0),
+            "--loss" => cfg.loss = num("--loss").unwrap_or(0.0),
+            "--packets" => packets = num("--packets").map(|n| n as u64),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => bad = Some(format!("unknown argument {other:?}")),
+        }
+        if bad.is_some() {
+            break;
         }
     }
+    if let Some(b) = bad {
+        eprintln!("synth: {b}\n{USAGE}");
+        return ExitCode::from(2);
+    }
     let (Some(out), Some(labels)) = (out, labels) else {
-        eprintln!("usage: synth [--seed N] --out FILE.pcap --labels FILE.csv");
+        eprintln!("synth: --out and --labels are required\n{USAGE}");
         return ExitCode::from(2);
     };
-    let (msgs, flows) = sample(seed);
-    if let Err(e) = write_pcap(&out, &msgs).and_then(|_| write_labels(&labels, &flows)) {
+    let start = Instant::now();
+    let mut gen = Generator::new(&cfg);
+    if let Err(e) = write_labels(&labels, gen.flows()) {
         eprintln!("synth: {e}");
         return ExitCode::FAILURE;
     }
-    eprintln!(
-        "synth: wrote {} messages in {} flows to {}",
-        msgs.len(),
-        flows.len(),
-        out.display()
-    );
-    ExitCode::SUCCESS
+    match write_pcap(&out, &mut gen, packets) {
+        Ok(n) => {
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "synth: wrote {n} packets in {} flows to {} in {secs:.2} s ({:.0} packets/s)",
+                gen.flows().count(),
+                out.display(),
+                n as f64 / secs.max(1e-9)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("synth: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -288,6 +288,7 @@ impl Classifier {
             let d = &mut dirs[direction.index()];
             let obs = d.features.observe(
                 p.ts,
+                p.transport,
                 p.payload,
                 p.payload_len,
                 *known_mask,

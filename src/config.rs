@@ -127,6 +127,12 @@ pub struct NbcConfig {
     /// sample of the rhythm, and its Bayes error is too high for a firewall;
     /// two windows (60 messages) [project, measured in the README].
     pub min_windows: u16,
+    /// Smallest variance of a feature in a fitted class. The features are on
+    /// comparable unit scales (logs, coefficients of variation, shares), and a
+    /// feature that happens to be constant in the training windows of a class
+    /// (the video share of pure voice calls) must not make every other value
+    /// impossible: 0.01, a standard deviation of 0.1 [project].
+    pub min_variance: f64,
     /// Gaps longer than this (seconds) are silence or a pause, not rhythm: the
     /// window's gap statistics skip them. 1 s [project; voice frames are
     /// 10-60 ms apart, method.md §4].
@@ -142,6 +148,7 @@ impl Default for NbcConfig {
             window_log_odds_threshold: 0.0,
             min_window_pass_share: 0.5,
             min_windows: 2,
+            min_variance: 0.01,
             max_gap_seconds: 1.0,
         }
     }

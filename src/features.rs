@@ -6,7 +6,7 @@ use crate::config::{
     DftConfig, NbcConfig, CSC_BYTES, CSC_GROUPS, CSC_WINDOW_PACKETS, FUNC_MASK, FUNC_VALUES,
     NBC_WINDOW_PACKETS, NIBBLE_VALUES,
 };
-use crate::packet::Timestamp;
+use crate::packet::{Timestamp, Transport};
 
 /// Counts of each 4-bit value in each of the 16 groups of the first 8
 /// payload bytes, over one window of at most [`CSC_WINDOW_PACKETS`] samples.
@@ -162,11 +162,13 @@ pub fn func_mask(values: &[u8]) -> u32 {
 }
 
 /// The features of one rhythm window (method.md §4), as the Naive Bayes
-/// classifier reads them: mean payload size and mean gap on a log scale
-/// (where their spread is closer to the Gaussian the classifier assumes),
-/// their spreads as coefficients of variation (a voice codec paces its
-/// frames: small, regular messages), and the shares of video-band and
-/// voice-band (under 400 bytes) messages.
+/// classifier reads them. A window is 30 rhythm messages: for UDP those
+/// under 400 bytes (the voice band), for TCP every segment with payload.
+/// Features: the rhythm messages' mean size and mean gap on a log scale
+/// (where their spread is closer to the Gaussian the classifier assumes) and
+/// their spreads as coefficients of variation (a voice codec paces small,
+/// regular frames); then, of all the messages during the window, the share in
+/// a video band and the share of other large messages.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowFeatures(pub [f64; WindowFeatures::LEN]);
 
@@ -180,7 +182,7 @@ impl WindowFeatures {
         "ln_mean_gap_ms",
         "cv_gap",
         "video_share",
-        "voice_band_share",
+        "large_share",
     ];
 }
 
@@ -189,7 +191,7 @@ impl WindowFeatures {
 pub struct RhythmWindow {
     n: u16,
     video: u16,
-    voice: u16,
+    large: u16,
     gaps: u16,
     sum_size: f32,
     sum_size2: f32,
@@ -209,29 +211,39 @@ fn ln_mean_cv(n: f64, sum: f64, sum2: f64) -> (f64, f64) {
     ((1.0 + mean).ln(), cv)
 }
 
+/// Whether a payload length is in one of the video bands.
+#[inline]
+pub fn in_video_band(payload_len: u32, config: &NbcConfig) -> bool {
+    config
+        .video_bands
+        .iter()
+        .any(|&(lo, hi)| payload_len >= lo && payload_len <= hi)
+}
+
 impl RhythmWindow {
-    /// Adds one packet; returns the window's features when it completes.
+    /// Adds one message; returns the window's features when it completes.
+    /// `rhythm` says whether the message is a rhythm message (UDP voice band,
+    /// or any TCP segment); the others are only counted.
     #[inline]
     pub fn add(
         &mut self,
         ts: Timestamp,
         payload_len: u32,
+        rhythm: bool,
         config: &NbcConfig,
     ) -> Option<WindowFeatures> {
+        if !rhythm {
+            if in_video_band(payload_len, config) {
+                self.video = self.video.saturating_add(1);
+            } else {
+                self.large = self.large.saturating_add(1);
+            }
+            return None;
+        }
         let size = payload_len as f32;
         self.n += 1;
         self.sum_size += size;
         self.sum_size2 += size * size;
-        if config
-            .video_bands
-            .iter()
-            .any(|&(lo, hi)| payload_len >= lo && payload_len <= hi)
-        {
-            self.video += 1;
-        }
-        if payload_len < config.voice_max_bytes {
-            self.voice += 1;
-        }
         if let Some(last) = self.last {
             let gap = ts.secs_since(last);
             if (0.0..=config.max_gap_seconds).contains(&gap) {
@@ -257,13 +269,14 @@ impl RhythmWindow {
             // Every gap was a pause: the slowest rhythm there is.
             ((1.0 + 1000.0 * config.max_gap_seconds).ln(), 0.0)
         };
+        let all = n + f64::from(self.video) + f64::from(self.large);
         let features = WindowFeatures([
             ms,
             ss,
             mg,
             sg,
-            f64::from(self.video) / n,
-            f64::from(self.voice) / n,
+            f64::from(self.video) / all,
+            f64::from(self.large) / all,
         ]);
         let last = self.last;
         *self = RhythmWindow::default();
@@ -271,7 +284,7 @@ impl RhythmWindow {
         Some(features)
     }
 
-    /// Packets in the current (incomplete) window.
+    /// Rhythm messages in the current (incomplete) window.
     pub fn len(&self) -> u16 {
         self.n
     }
@@ -314,9 +327,11 @@ impl DirectionFeatures {
     /// Accounts one packet of this direction. Packets without payload (TCP
     /// ACKs) carry no message and are ignored.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         ts: Timestamp,
+        transport: Transport,
         payload: &[u8],
         payload_len: u32,
         known_mask: u32,
@@ -327,11 +342,7 @@ impl DirectionFeatures {
             return Observed::default();
         }
         self.payload_packets = self.payload_packets.saturating_add(1);
-        if nbc
-            .video_bands
-            .iter()
-            .any(|&(lo, hi)| payload_len >= lo && payload_len <= hi)
-        {
+        if in_video_band(payload_len, nbc) {
             self.video_packets = self.video_packets.saturating_add(1);
         }
         if let Some(&b2) = payload.get(2) {
@@ -350,7 +361,8 @@ impl DirectionFeatures {
             self.sampled_total = self.sampled_total.saturating_add(1);
             sampled = true;
         }
-        let window = self.rhythm.add(ts, payload_len, nbc);
+        let rhythm = transport == Transport::Tcp || payload_len < nbc.voice_max_bytes;
+        let window = self.rhythm.add(ts, payload_len, rhythm, nbc);
         Observed { sampled, window }
     }
 }
@@ -386,7 +398,15 @@ mod tests {
         let dft = DftConfig::default();
         let nbc = NbcConfig::default();
         for i in 0..(u32::from(CSC_WINDOW_PACKETS) + 3) {
-            d.observe(Timestamp(i64::from(i) * 20_000), &[1; 8], 8, 0, &dft, &nbc);
+            d.observe(
+                Timestamp(i64::from(i) * 20_000),
+                Transport::Udp,
+                &[1; 8],
+                8,
+                0,
+                &dft,
+                &nbc,
+            );
         }
         assert_eq!(d.nibbles.samples(), 3);
         assert_eq!(d.sampled_total, u32::from(CSC_WINDOW_PACKETS) + 3);
@@ -421,7 +441,11 @@ mod tests {
         let cfg = NbcConfig::default();
         let mut out = None;
         for i in 0..30 {
-            out = w.add(Timestamp(i * 20_000), 100, &cfg);
+            out = w.add(Timestamp(i * 20_000), 100, true, &cfg);
+            // A video message between the voice frames is only counted.
+            assert!(w
+                .add(Timestamp(i * 20_000 + 5_000), 450, false, &cfg)
+                .is_none());
             if i < 29 {
                 assert!(out.is_none());
             }
@@ -431,8 +455,8 @@ mod tests {
         assert!(f[1].abs() < 1e-6);
         assert!((f[2] - 21f64.ln()).abs() < 1e-3);
         assert!(f[3].abs() < 1e-3);
-        assert_eq!(f[4], 0.0);
-        assert_eq!(f[5], 1.0);
+        assert!((f[4] - 0.5).abs() < 0.02, "video share {}", f[4]);
+        assert_eq!(f[5], 0.0);
         assert!(w.is_empty());
     }
 }

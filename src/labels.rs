@@ -356,6 +356,25 @@ pub fn read_flow_csv(capture: &Path, csv: &Path, spec: &str) -> Result<CaptureLa
 
 /// Expands a label spec into the labels of its captures.
 pub fn load_spec(spec: &str) -> Result<Vec<CaptureLabels>, LabelError> {
+    if let Some(seed) = spec.strip_prefix("synth-calls:") {
+        let seed: u64 = seed
+            .parse()
+            .map_err(|_| LabelError::Spec(spec.to_string()))?;
+        let path = std::env::temp_dir().join(format!(
+            "skype-dpi-synth-calls-{seed}-{}.pcap",
+            std::process::id()
+        ));
+        let mut gen = crate::synth::Generator::new(&crate::synth::training_calls_config(seed));
+        crate::synth::write_pcap(&path, &mut gen, None).map_err(|e| LabelError::Read {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut l = load_spec(&format!("{}=skype", path.display()))?;
+        for c in l.iter_mut() {
+            c.spec = spec.to_string();
+        }
+        return Ok(l);
+    }
     for (prefix, policy) in [
         ("ndpi-classic:", Policy::Classic),
         ("ndpi:", Policy::Current),

@@ -144,6 +144,7 @@ impl Model {
             ("csc.deterministic_threshold", c.csc.deterministic_threshold),
             ("csc.mixed_threshold", c.csc.mixed_threshold),
             ("nbc.max_gap_seconds", c.nbc.max_gap_seconds),
+            ("nbc.min_variance", c.nbc.min_variance),
             (
                 "endpoint.idle_timeout_seconds",
                 c.endpoint.idle_timeout_seconds,

@@ -103,9 +103,32 @@ pub enum FitError {
 
 impl NbcModel {
     /// Fits the model on windows and their labels (`true` = media) with
-    /// `linfa_bayes::GaussianNb`. Deterministic: the same windows in the same
-    /// order give the same parameters, bit for bit.
-    pub fn fit(windows: &[WindowFeatures], media: &[bool]) -> Result<NbcModel, FitError> {
+    /// `linfa_bayes::GaussianNb`, then sets equal class priors: the decision
+    /// rests on the likelihood ratio, not on how many windows of each class
+    /// the training captures happened to hold (Tstat's models also use equal
+    /// priors). Deterministic: the same windows in the same order give the
+    /// same parameters, bit for bit.
+    /// Each class's variances are floored at `min_variance`.
+    pub fn fit(
+        windows: &[WindowFeatures],
+        media: &[bool],
+        min_variance: f64,
+    ) -> Result<NbcModel, FitError> {
+        let mut m = Self::fit_with_count_priors(windows, media)?;
+        for c in [&mut m.media, &mut m.other] {
+            c.prior = 0.5;
+            for v in c.variance.iter_mut() {
+                *v = v.max(min_variance);
+            }
+        }
+        Ok(m)
+    }
+
+    /// Fits the model keeping linfa's priors (class shares of the windows).
+    pub fn fit_with_count_priors(
+        windows: &[WindowFeatures],
+        media: &[bool],
+    ) -> Result<NbcModel, FitError> {
         if !media.iter().any(|&m| m) {
             return Err(FitError::EmptyClass("media"));
         }
@@ -307,7 +330,7 @@ mod tests {
     #[test]
     fn log_odds_equal_linfa_joint_log_likelihood() {
         let (w, y) = toy();
-        let m = NbcModel::fit(&w, &y).unwrap();
+        let m = NbcModel::fit_with_count_priors(&w, &y).unwrap();
         let ours: Vec<f64> = w.iter().map(|x| m.log_odds(x)).collect();
         let theirs = m.linfa_log_odds(&w).unwrap();
         for (a, b) in ours.iter().zip(theirs.iter()) {
@@ -322,7 +345,7 @@ mod tests {
     #[test]
     fn far_from_training_stays_finite() {
         let (w, y) = toy();
-        let m = NbcModel::fit(&w, &y).unwrap();
+        let m = NbcModel::fit(&w, &y, 0.01).unwrap();
         let far = WindowFeatures([1e6, -1e6, 1e6, 1e6, 1e6, -1e6]);
         let l = m.log_odds(&far);
         assert!(l.is_finite());
@@ -334,8 +357,10 @@ mod tests {
     #[test]
     fn fitting_is_deterministic_and_round_trips() {
         let (w, y) = toy();
-        let a = NbcModel::fit(&w, &y).unwrap();
-        let b = NbcModel::fit(&w, &y).unwrap();
+        let a = NbcModel::fit(&w, &y, 0.01).unwrap();
+        let b = NbcModel::fit(&w, &y, 0.01).unwrap();
+        assert!(a.media.variance.iter().all(|&v| v >= 0.01));
+        assert_eq!(a.media.prior, 0.5);
         assert_eq!(
             serde_json::to_string(&a).unwrap(),
             serde_json::to_string(&b).unwrap()
@@ -349,7 +374,7 @@ mod tests {
         let (w, _) = toy();
         let all = vec![true; w.len()];
         assert!(matches!(
-            NbcModel::fit(&w, &all),
+            NbcModel::fit(&w, &all, 0.01),
             Err(FitError::EmptyClass("other"))
         ));
     }

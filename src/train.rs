@@ -79,6 +79,7 @@ pub fn capture_windows(
             let d = &mut u.state.dirs[u.direction.index()];
             let obs = d.observe(
                 p.ts,
+                p.transport,
                 p.payload,
                 p.payload_len,
                 known,
@@ -141,8 +142,13 @@ pub fn gather(
     for spec in specs {
         let captures: Vec<CaptureLabels> = load_spec(spec)?;
         for cl in captures {
+            let synthetic = spec.starts_with("synth-calls:");
             set.inputs.push(TrainingInput {
-                spec: spec_name(&format!("{}@{}", cl.capture.display(), spec)),
+                spec: if synthetic {
+                    spec.clone()
+                } else {
+                    spec_name(&format!("{}@{}", cl.capture.display(), spec))
+                },
                 capture_sha256: sha256_file(&cl.capture)?,
             });
             let flows = match capture_windows(&cl.capture, config) {
@@ -169,6 +175,9 @@ pub fn gather(
                     set.media.push(media);
                 }
             }
+            if synthetic {
+                let _ = std::fs::remove_file(&cl.capture);
+            }
         }
     }
     Ok(set)
@@ -185,7 +194,7 @@ pub fn train(
     spec_name: impl Fn(&str) -> String,
 ) -> Result<Model, TrainError> {
     let set = gather(specs, &config, spec_name)?;
-    let nbc = NbcModel::fit(&set.windows, &set.media)?;
+    let nbc = NbcModel::fit(&set.windows, &set.media, config.nbc.min_variance)?;
     let provenance = Provenance {
         command: command.to_string(),
         windows_media: set.media.iter().filter(|&&m| m).count(),
