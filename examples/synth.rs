@@ -3,7 +3,7 @@
 //! cargo run --release --example synth -- --out FILE.pcap --labels FILE.csv
 //!     [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S]
 //!     [--spread-seconds S] [--signalling-clients N] [--peers N]
-//!     [--ipv6-share F] [--vlan-share F] [--loss F] [--packets N]
+//!     [--ipv6-share F] [--vlan-share F] [--loss F] [--bulk-seconds S] [--packets N]
 //!
 //! `--sample` gives the settings of `datasets/sample.pcap`. `--packets N`
 //! stops after N messages (the capture is streamed: any size fits).
@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use skype_dpi::synth::{sample_config, write_labels, write_pcap, Generator, SynthConfig};
 
-const USAGE: &str = "usage: synth --out FILE.pcap --labels FILE.csv [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S] [--spread-seconds S] [--signalling-clients N] [--peers N] [--ipv6-share F] [--vlan-share F] [--loss F] [--packets N]";
+const USAGE: &str = "usage: synth --out FILE.pcap --labels FILE.csv [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S] [--spread-seconds S] [--signalling-clients N] [--peers N] [--ipv6-share F] [--vlan-share F] [--loss F] [--bulk-seconds S] [--packets N]";
 
 fn main() -> ExitCode {
     let mut cfg = SynthConfig::default();
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             "--ipv6-share" => cfg.ipv6_share = num("--ipv6-share").unwrap_or(0.0),
             "--vlan-share" => cfg.vlan_share = num("--vlan-share").unwrap_or(0.0),
             "--loss" => cfg.loss = num("--loss").unwrap_or(0.0),
+            "--bulk-seconds" => cfg.bulk_seconds = num("--bulk-seconds").unwrap_or(6.0),
             "--packets" => packets = num("--packets").map(|n| n as u64),
             "-h" | "--help" => {
                 println!("{USAGE}");

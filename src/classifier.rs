@@ -7,7 +7,7 @@
 //! endpoint is recognised and any revision that follows from it. The
 //! per-packet path allocates only when a flow or an endpoint is created.
 
-use crate::config::{FlowTableConfig, MethodConfig, CSC_GROUPS};
+use crate::config::{FlowTableConfig, MethodConfig, CSC_GROUPS, CSC_WINDOW_PACKETS};
 use crate::csc::{self, CscClass};
 use crate::endpoint::{EndpointKey, EndpointTable};
 use crate::features::{func_mask, DirectionFeatures};
@@ -61,6 +61,8 @@ pub struct FlowState {
     /// The evidence when the verdict became final (kept for the record).
     frozen: Option<Box<[DirectionEvidence; 2]>>,
     verdict: Verdict,
+    /// The verdict an endpoint revised, if it did.
+    revised_from: Option<Label>,
     /// Messages of 3 bytes or more, and those with a known FUNC value.
     func_messages: u32,
     known_func: u32,
@@ -299,8 +301,8 @@ impl Classifier {
             if obs.sampled {
                 let n = d.features.nibbles.samples();
                 if n >= verdict::min_judged_samples(key.transport, config) {
-                    let chi2 = csc::chi_squares(&d.features.nibbles);
-                    let class = csc::classify(&chi2, n, key.transport, &config.csc);
+                    let class =
+                        csc::classify_counts(&d.features.nibbles, key.transport, &config.csc);
                     if !d.csc.is_skype() {
                         d.csc = class;
                         if class.is_skype() {
@@ -327,9 +329,41 @@ impl Classifier {
                     events.push(Event::Verdict { key, verdict: v });
                 }
             }
+            // A flow whose every active direction is settled as not Skype is
+            // final: its state is released.
+            if changed && state.dirs.is_some() {
+                if let Some(dirs) = state.dirs.as_ref() {
+                    let settled = |d: &DirState| {
+                        d.features.payload_packets == 0
+                            || (!d.csc.is_skype()
+                                && d.features.sampled_total >= u32::from(CSC_WINDOW_PACKETS))
+                            || (d.nbc.windows >= config.verdict.settle_nbc_windows
+                                && !d.nbc.passes(&config.nbc))
+                    };
+                    if dirs.iter().all(settled) {
+                        let ev = [dirs[0].evidence(&config.dft), dirs[1].evidence(&config.dft)];
+                        let mut v = verdict::judge_flow(&ev, key.transport, config, false);
+                        if v.label != Label::Skype {
+                            v.label = Label::NotSkype;
+                            v.via = Some(Via::Flow);
+                            v.decided_at_packet = Some(counters.total_packets());
+                            v.decided_after_seconds =
+                                Some(counters.last_seen.secs_since(counters.first_seen));
+                            state.verdict = v;
+                            state.frozen = Some(Box::new(ev));
+                            state.dirs = None;
+                            events.push(Event::Verdict { key, verdict: v });
+                        }
+                    }
+                }
+            }
         }
         // Endpoint correlation: both UDP endpoints see the message.
-        if key.transport == Transport::Udp && config.endpoint.enabled && p.payload.len() >= 3 {
+        if key.transport == Transport::Udp
+            && config.endpoint.enabled
+            && p.payload.len() >= 3
+            && counters.packets[direction.index()] <= config.endpoint.max_messages_per_flow
+        {
             let (local_fwd, remote_fwd) = (
                 EndpointKey {
                     ip: p.src_ip,
@@ -364,6 +398,9 @@ impl Classifier {
                 && (endpoints.is_recognised(&local_fwd) || endpoints.is_recognised(&remote_fwd))
                 && flow_agrees(state.func_messages, state.known_func, &config.endpoint)
             {
+                if state.verdict.label == Label::NotSkype {
+                    state.revised_from = Some(Label::NotSkype);
+                }
                 let v = Verdict {
                     label: Label::Skype,
                     kind: Some(Kind::Signalling),
@@ -471,7 +508,7 @@ impl Classifier {
             last_seen: counters.last_seen,
             end,
             verdict,
-            revised_from: None,
+            revised_from: state.revised_from,
             directions: [dir(Direction::Forward), dir(Direction::Backward)],
             func_messages: state.func_messages,
             known_func: state.known_func,

@@ -168,6 +168,13 @@ pub struct EndpointConfig {
     pub idle_timeout_seconds: f64,
     /// Minimum sampled messages (>= 8 payload bytes) at the endpoint.
     pub min_packets: u32,
+    /// Only the first this many messages of each flow direction feed its
+    /// endpoints, and only until then is an open flow given an endpoint's
+    /// verdict (offline, every flow gets it at the end of the run). The
+    /// endpoint evidence is that of many short flows (signalling flows are 1
+    /// to 5 messages, method.md §6); long flows are judged on their own, and
+    /// this bounds the endpoint cost per flow: 8 [project].
+    pub max_messages_per_flow: u32,
     /// Minimum distinct peers (addresses) seen from the endpoint.
     pub min_peers: u32,
     /// Share of the endpoint's messages whose FUNC value is a known Skype one.
@@ -194,6 +201,7 @@ impl Default for EndpointConfig {
             max_endpoints: 65_536,
             idle_timeout_seconds: 600.0,
             min_packets: 20,
+            max_messages_per_flow: 8,
             min_peers: 5,
             min_known_func_share: 0.9,
             body_groups: (6, 15),
@@ -211,12 +219,19 @@ pub struct VerdictConfig {
     /// For UDP, the DFT must agree with the CSC class (E2E with E2E, E2O with
     /// E2O) before a direction is Skype: true, as Tstat does [Tstat].
     pub require_dft_for_udp: bool,
+    /// A direction whose rhythm the NBC has rejected over this many windows
+    /// is settled as not Skype; with a full CSC window (255 messages) without
+    /// a signature, the other way to settle. When every direction that
+    /// carries messages is settled, the flow is final "not_skype" and its
+    /// state is released: 4 windows, 120 messages [project].
+    pub settle_nbc_windows: u16,
 }
 
 impl Default for VerdictConfig {
     fn default() -> Self {
         VerdictConfig {
             require_dft_for_udp: true,
+            settle_nbc_windows: 4,
         }
     }
 }

@@ -31,12 +31,24 @@ pub fn chi_square(counts: &[u32; NIBBLE_VALUES], n: u32) -> f64 {
         / e
 }
 
+/// The chi-square of group `g` of a window, from its sum of squared counts:
+/// sum (O - E)^2 / E = (16 / N) * sum O^2 - N, with E = N / 16. Exact, and
+/// the same value as [`chi_square`] on the group's counts.
+#[inline]
+pub fn group_chi_square(counts: &NibbleCounts, g: usize) -> f64 {
+    let n = counts.samples();
+    if n == 0 {
+        return 0.0;
+    }
+    let n = f64::from(n);
+    NIBBLE_VALUES as f64 * f64::from(counts.sum_squares(g)) / n - n
+}
+
 /// The 16 chi-square values of a window of nibble counts.
 pub fn chi_squares(counts: &NibbleCounts) -> [f64; CSC_GROUPS] {
-    let n = counts.samples();
     let mut out = [0.0; CSC_GROUPS];
     for (g, o) in out.iter_mut().enumerate() {
-        *o = chi_square(&counts.group(g), n);
+        *o = group_chi_square(counts, g);
     }
     out
 }
@@ -151,6 +163,75 @@ impl ChiSquareSignature {
             ChiSquareSignature::E2o => CscClass::E2o,
             ChiSquareSignature::E2e => CscClass::E2e,
             ChiSquareSignature::Tcp => CscClass::Tcp,
+        }
+    }
+}
+
+/// Chi-square values of a window, computed group by group on demand: most
+/// windows of non-Skype traffic fail a signature on their first group, so
+/// the per-packet test rarely needs all sixteen.
+pub struct LazyChi2<'a> {
+    counts: &'a NibbleCounts,
+    values: [f64; CSC_GROUPS],
+    known: u16,
+}
+
+impl<'a> LazyChi2<'a> {
+    /// A lazy view of a window.
+    pub fn new(counts: &'a NibbleCounts) -> Self {
+        LazyChi2 {
+            counts,
+            values: [0.0; CSC_GROUPS],
+            known: 0,
+        }
+    }
+
+    /// The chi2 of group `g`.
+    #[inline]
+    pub fn get(&mut self, g: usize) -> f64 {
+        if self.known & (1 << g) == 0 {
+            self.values[g] = group_chi_square(self.counts, g);
+            self.known |= 1 << g;
+        }
+        self.values[g]
+    }
+}
+
+/// Classifies a window of nibble counts, computing only the groups the
+/// signatures need, in the order they are tested; same answer as
+/// [`classify`] on the full chi-square values.
+pub fn classify_counts(
+    counts: &NibbleCounts,
+    transport: Transport,
+    config: &CscConfig,
+) -> CscClass {
+    let n = counts.samples();
+    let mut c = LazyChi2::new(counts);
+    let t = config.deterministic_threshold;
+    match transport {
+        Transport::Udp => {
+            if n >= config.e2o_min_packets
+                && (0..8).all(|g| c.get(g) >= t)
+                && (8..16).all(|g| c.get(g) < t)
+            {
+                return CscClass::E2o;
+            }
+            if n >= config.e2e_min_packets
+                && c.get(4) >= t
+                && c.get(5) >= config.mixed_threshold
+                && (0..4).all(|g| c.get(g) < t)
+                && (6..16).all(|g| c.get(g) < t)
+            {
+                return CscClass::E2e;
+            }
+            CscClass::None
+        }
+        Transport::Tcp => {
+            if n >= config.tcp_min_packets && (0..16).all(|g| c.get(g) < t) {
+                CscClass::Tcp
+            } else {
+                CscClass::None
+            }
         }
     }
 }
@@ -419,6 +500,38 @@ mod tests {
         first.sort_unstable();
         let median = first[first.len() / 2];
         assert!((100..140).contains(&median), "median E2E at {median}");
+    }
+
+    #[test]
+    fn sum_of_squares_form_is_exact() {
+        let mut rng = Rng(5);
+        let mut c = NibbleCounts::default();
+        for _ in 0..200 {
+            let mut h = rng.bytes();
+            h[3] &= 0x3F;
+            c.add(&h);
+            for g in 0..16 {
+                let direct = chi_square(&c.group(g), c.samples());
+                assert!((group_chi_square(&c, g) - direct).abs() < 1e-9 * (1.0 + direct));
+            }
+        }
+    }
+
+    #[test]
+    fn lazy_classification_agrees_with_full() {
+        let cfg = CscConfig::default();
+        let mut rng = Rng(77);
+        let makers: [fn(&mut Rng) -> [u8; 8]; 3] = [e2e_message, e2o_message, |r| r.bytes()];
+        for make in makers {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let mut c = NibbleCounts::default();
+                for _ in 0..255 {
+                    c.add(&make(&mut rng));
+                    let full = classify(&chi_squares(&c), c.samples(), transport, &cfg);
+                    assert_eq!(classify_counts(&c, transport, &cfg), full);
+                }
+            }
+        }
     }
 
     #[test]

@@ -14,9 +14,8 @@
 //!
 //! The numbers are in [`crate::config::EndpointConfig`].
 
-use std::collections::hash_map::RandomState;
+use ahash::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use serde::Serialize;

@@ -71,6 +71,15 @@ impl NibbleCounts {
             .map_or(0, |&c| u32::from(c))
     }
 
+    /// The sum of the squared counts of group `g`: with it, Pearson's chi2
+    /// against the uniform law is 16 * S / N - N exactly.
+    #[inline]
+    pub fn sum_squares(&self, g: usize) -> u32 {
+        self.counts
+            .get(g)
+            .map_or(0, |c| c.iter().map(|&v| u32::from(v) * u32::from(v)).sum())
+    }
+
     /// The 16 counts of group `g`, widened.
     pub fn group(&self, g: usize) -> [u32; NIBBLE_VALUES] {
         let mut out = [0u32; NIBBLE_VALUES];

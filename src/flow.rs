@@ -2,14 +2,13 @@
 //! TCP close, a bound on the number of flows, and nothing dropped silently.
 //!
 //! The table is generic over the per-flow state `T` it carries, so it knows
-//! nothing of the classifiers. Entries live in a slab; a keyed hash map
-//! (SipHash with random keys: crafted 5-tuples cannot flood one bucket) finds
-//! them, and an intrusive list ordered by last activity gives idle expiry and
+//! nothing of the classifiers. Entries live in a slab; a hash map finds
+//! them (keyed with random keys by `ahash`: crafted 5-tuples cannot flood
+//! one bucket), and an intrusive list ordered by last activity gives idle expiry and
 //! eviction of the longest idle in O(1) per packet.
 
-use std::collections::hash_map::RandomState;
+use ahash::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::config::FlowTableConfig;
@@ -68,6 +67,44 @@ impl FlowKey {
     /// worker threads. Keyed with `seed` so shards cannot be targeted.
     pub fn symmetric_hash(&self, state: &RandomState) -> u64 {
         state.hash_one(self.canonical())
+    }
+}
+
+/// The canonical key packed into integers for the table's index: both
+/// addresses as 128-bit numbers (IPv4 mapped into IPv6), lower endpoint
+/// first. Hashing and comparing it costs a few instructions, where the
+/// `IpAddr` enums of [`FlowKey`] cost a branch per field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PackedKey {
+    lo: u128,
+    hi: u128,
+    /// Low port in the upper half, high port in the lower, then transport.
+    ports: u32,
+    transport: u8,
+}
+
+fn addr_bits(ip: &IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(*a)) | (0xFFFF << 32),
+        IpAddr::V6(a) => u128::from(*a),
+    }
+}
+
+impl PackedKey {
+    #[inline]
+    fn of(transport: Transport, a: &IpAddr, ap: u16, b: &IpAddr, bp: u16) -> PackedKey {
+        let (x, y) = ((addr_bits(a), ap), (addr_bits(b), bp));
+        let ((lo, lp), (hi, hp)) = if x <= y { (x, y) } else { (y, x) };
+        PackedKey {
+            lo,
+            hi,
+            ports: (u32::from(lp) << 16) | u32::from(hp),
+            transport: transport as u8,
+        }
+    }
+
+    fn of_key(k: &FlowKey) -> PackedKey {
+        Self::of(k.transport, &k.src_ip, k.src_port, &k.dst_ip, k.dst_port)
     }
 }
 
@@ -155,10 +192,18 @@ const LIST_TCP: usize = 1;
 const LIST_CLOSED: usize = 2;
 const LISTS: usize = 3;
 
+/// A flow is moved to the tail of its list at most once per this many
+/// microseconds of capture time: the lists stay ordered to within a second
+/// (the granularity of idle expiry), and most packets touch only their own
+/// slot.
+const RELINK_MICROS: i64 = 1_000_000;
+
 struct Slot<T> {
     key: FlowKey,
     counters: FlowCounters,
     close: TcpClose,
+    /// When the slot was last put at the tail of its list.
+    linked_at: Timestamp,
     list: u8,
     prev: u32,
     next: u32,
@@ -209,7 +254,7 @@ pub struct Update<'t, T> {
 /// The bidirectional flow table.
 pub struct FlowTable<T> {
     config: FlowTableConfig,
-    index: HashMap<FlowKey, u32, RandomState>,
+    index: HashMap<PackedKey, u32, RandomState>,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<u32>,
     /// Least recently active at the head of each list.
@@ -217,13 +262,14 @@ pub struct FlowTable<T> {
     tail: [u32; LISTS],
     now: Timestamp,
     peak: usize,
+    /// The shortest idle timeout, in microseconds.
+    shortest_timeout_micros: i64,
 }
 
 impl<T> FlowTable<T> {
     /// An empty table.
     pub fn new(config: FlowTableConfig) -> Self {
         FlowTable {
-            config,
             index: HashMap::with_hasher(RandomState::new()),
             slots: Vec::new(),
             free: Vec::new(),
@@ -231,6 +277,9 @@ impl<T> FlowTable<T> {
             tail: [NIL; LISTS],
             now: Timestamp(i64::MIN),
             peak: 0,
+            shortest_timeout_micros: (config.udp_idle_timeout.min(config.tcp_idle_timeout) * 1e6)
+                as i64,
+            config,
         }
     }
 
@@ -314,7 +363,7 @@ impl<T> FlowTable<T> {
     fn remove(&mut self, i: u32, end: EndReason) -> Option<EndedFlow<T>> {
         self.unlink(i);
         let slot = self.slots.get_mut(i as usize)?.take()?;
-        self.index.remove(&slot.key.canonical());
+        self.index.remove(&PackedKey::of_key(&slot.key));
         self.free.push(i);
         Some(EndedFlow {
             key: slot.key,
@@ -350,24 +399,44 @@ impl<T> FlowTable<T> {
         })
     }
 
+    /// The timeout of list `l`.
+    fn list_timeout(&self, l: usize) -> f64 {
+        match l {
+            LIST_UDP => self.config.udp_idle_timeout,
+            LIST_TCP => self.config.tcp_idle_timeout,
+            _ => self.config.tcp_close_linger,
+        }
+    }
+
     /// Ends the flows that are over at time `now` (idle, or closed and past
     /// their linger), handing each to `ended`. Each list holds flows of one
-    /// timeout ordered by last activity, so the scan of a list stops at its
-    /// first live flow: the cost is the number of flows ended, plus three.
+    /// timeout ordered by when they were linked; a flow at the head that was
+    /// active since is moved to the tail, and the scan stops at the first
+    /// flow linked too recently to be over: the cost is the number of flows
+    /// ended or moved, plus three.
     pub fn expire(&mut self, now: Timestamp, ended: &mut impl FnMut(EndedFlow<T>)) {
         for l in 0..LISTS {
+            let timeout = self.list_timeout(l);
             loop {
                 let i = self.head[l];
-                let reason = match self.slot(i) {
-                    Some(s) => match self.expiry(s, now) {
-                        Some(r) => r,
-                        None => break,
-                    },
+                let (reason, stale) = match self.slot(i) {
+                    Some(s) => (self.expiry(s, now), now.secs_since(s.linked_at) >= timeout),
                     None => break,
                 };
-                match self.remove(i, reason) {
-                    Some(f) => ended(f),
-                    None => break,
+                if let Some(reason) = reason {
+                    match self.remove(i, reason) {
+                        Some(f) => ended(f),
+                        None => break,
+                    }
+                } else if stale {
+                    // Active since it was linked: move it to the tail.
+                    self.unlink(i);
+                    self.push_tail(i);
+                    if let Some(s) = self.slot_mut(i) {
+                        s.linked_at = s.counters.last_seen;
+                    }
+                } else {
+                    break;
                 }
             }
         }
@@ -386,14 +455,19 @@ impl<T> FlowTable<T> {
         if p.ts > self.now {
             self.now = p.ts;
         }
-        let key = FlowKey::of(p);
-        let canon = key.canonical();
+        let canon = PackedKey::of(p.transport, &p.src_ip, p.src_port, &p.dst_ip, p.dst_port);
         let mut found = self.index.get(&canon).copied();
         // A SYN (without ACK) on a closed connection opens a new one.
         if let Some(i) = found {
             if let Some(s) = self.slot(i) {
                 let closed = s.closed();
-                let idle = self.expiry(s, p.ts.max(s.counters.last_seen));
+                // Cheap test first: most packets come well within every timeout.
+                let idle_micros = p.ts.0.saturating_sub(s.counters.last_seen.0);
+                let idle = if closed || idle_micros >= self.shortest_timeout_micros {
+                    self.expiry(s, p.ts.max(s.counters.last_seen))
+                } else {
+                    None
+                };
                 if (closed && p.tcp_flags.syn && !p.tcp_flags.ack) || idle.is_some() {
                     let reason = idle.unwrap_or(if s.close.rst {
                         EndReason::Rst
@@ -416,6 +490,7 @@ impl<T> FlowTable<T> {
                         ended(f);
                     }
                 }
+                let key = FlowKey::of(p);
                 let slot = Slot {
                     key,
                     counters: FlowCounters {
@@ -425,6 +500,7 @@ impl<T> FlowTable<T> {
                         payload_bytes: [0, 0],
                     },
                     close: TcpClose::default(),
+                    linked_at: p.ts,
                     list: 0,
                     prev: NIL,
                     next: NIL,
@@ -445,9 +521,6 @@ impl<T> FlowTable<T> {
                 (i, true)
             }
         };
-        if !new_flow {
-            self.unlink(i);
-        }
         let slot = match self.slots.get_mut(i as usize).and_then(|s| s.as_mut()) {
             Some(s) => s,
             // Unreachable: `i` was just found or inserted.
@@ -471,8 +544,18 @@ impl<T> FlowTable<T> {
         if p.tcp_flags.rst {
             slot.close.rst = true;
         }
-        // Re-link at the tail of the list its (possibly new) state calls for.
-        self.push_tail(i);
+        // Re-link at the tail of the list its (possibly new) state calls for,
+        // when new, when its list changes, or once per RELINK_MICROS.
+        let relink = new_flow
+            || usize::from(slot.list) != slot.list_now()
+            || p.ts.0.saturating_sub(slot.linked_at.0) >= RELINK_MICROS;
+        if relink {
+            slot.linked_at = p.ts.max(slot.linked_at);
+            if !new_flow {
+                self.unlink(i);
+            }
+            self.push_tail(i);
+        }
         let slot = match self.slots.get_mut(i as usize).and_then(|s| s.as_mut()) {
             Some(s) => s,
             None => unreachable!("flow slot vanished"),
