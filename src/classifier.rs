@@ -25,7 +25,7 @@ struct DirState {
     /// First Skype class reached, else the latest window's class.
     csc: CscClass,
     /// Flow packet count when the Skype class was first reached.
-    csc_at: Option<u64>,
+    csc_at: Option<u32>,
 }
 
 impl DirState {
@@ -53,19 +53,70 @@ impl DirState {
     }
 }
 
+/// A flow's verdict once it has one, kept out of line so that undecided
+/// flows do not carry it.
+#[derive(Debug, Clone, Default)]
+struct Decided {
+    verdict: Verdict,
+    /// The evidence when the verdict became final (kept for the record);
+    /// None while the features are still kept.
+    evidence: Option<[DirectionEvidence; 2]>,
+    /// The verdict an endpoint revised, if it did.
+    revised_from: Option<Label>,
+}
+
 /// The per-flow state the classifier keeps in the flow table.
 #[derive(Debug, Clone, Default)]
 pub struct FlowState {
     /// Features, released once the verdict is final.
     dirs: Option<Box<[DirState; 2]>>,
-    /// The evidence when the verdict became final (kept for the record).
-    frozen: Option<Box<[DirectionEvidence; 2]>>,
-    verdict: Verdict,
-    /// The verdict an endpoint revised, if it did.
-    revised_from: Option<Label>,
+    /// The verdict, once there is one.
+    decided: Option<Box<Decided>>,
     /// Messages of 3 bytes or more, and those with a known FUNC value.
     func_messages: u32,
     known_func: u32,
+}
+
+impl FlowState {
+    fn verdict(&self) -> Verdict {
+        self.decided.as_ref().map(|d| d.verdict).unwrap_or_default()
+    }
+
+    /// Records a final verdict with its evidence and releases the features.
+    fn finalize(&mut self, verdict: Verdict, evidence: [DirectionEvidence; 2]) {
+        let revised_from = self.decided.as_ref().and_then(|d| d.revised_from);
+        self.decided = Some(Box::new(Decided {
+            verdict,
+            evidence: Some(evidence),
+            revised_from,
+        }));
+        self.dirs = None;
+    }
+}
+
+/// What a flow costs in memory, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowMemory {
+    /// An undecided flow: table slot and index entry plus its features.
+    pub undecided: usize,
+    /// A flow with a final verdict: slot and index entry plus the evidence
+    /// kept for its record.
+    pub decided: usize,
+    /// Of `decided`, the evidence kept for the record (chi2 values, classes).
+    pub decided_evidence: usize,
+}
+
+/// The memory a flow costs, from the sizes of the types (heap allocations
+/// are counted at their size; the allocator's own rounding is not).
+pub fn flow_memory() -> FlowMemory {
+    let table = FlowTable::<FlowState>::bytes_per_flow();
+    let features = std::mem::size_of::<[DirState; 2]>();
+    let decided = std::mem::size_of::<Decided>();
+    FlowMemory {
+        undecided: table + features,
+        decided: table + decided,
+        decided_evidence: decided,
+    }
 }
 
 /// Per-direction evidence in a flow record.
@@ -306,7 +357,8 @@ impl Classifier {
                     if !d.csc.is_skype() {
                         d.csc = class;
                         if class.is_skype() {
-                            d.csc_at = Some(counters.total_packets());
+                            d.csc_at =
+                                Some(counters.total_packets().min(u64::from(u32::MAX)) as u32);
                         }
                     }
                     changed = true;
@@ -322,10 +374,8 @@ impl Classifier {
                 if v.label == Label::Skype {
                     v.decided_at_packet = Some(counters.total_packets());
                     v.decided_after_seconds =
-                        Some(counters.last_seen.secs_since(counters.first_seen));
-                    state.verdict = v;
-                    state.frozen = Some(Box::new(ev));
-                    state.dirs = None;
+                        Some(counters.last_seen.secs_since(counters.first_seen) as f32);
+                    state.finalize(v, ev);
                     events.push(Event::Verdict { key, verdict: v });
                 }
             }
@@ -334,7 +384,7 @@ impl Classifier {
             if changed && state.dirs.is_some() {
                 if let Some(dirs) = state.dirs.as_ref() {
                     let settled = |d: &DirState| {
-                        d.features.payload_packets == 0
+                        d.features.dft.packets == 0
                             || (!d.csc.is_skype()
                                 && d.features.sampled_total >= u32::from(CSC_WINDOW_PACKETS))
                             || (d.nbc.windows >= config.verdict.settle_nbc_windows
@@ -348,10 +398,8 @@ impl Classifier {
                             v.via = Some(Via::Flow);
                             v.decided_at_packet = Some(counters.total_packets());
                             v.decided_after_seconds =
-                                Some(counters.last_seen.secs_since(counters.first_seen));
-                            state.verdict = v;
-                            state.frozen = Some(Box::new(ev));
-                            state.dirs = None;
+                                Some(counters.last_seen.secs_since(counters.first_seen) as f32);
+                            state.finalize(v, ev);
                             events.push(Event::Verdict { key, verdict: v });
                         }
                     }
@@ -394,22 +442,26 @@ impl Classifier {
                 }
             }
             // The open flow itself, if its endpoint is (now) recognised.
-            if state.verdict.label != Label::Skype
+            if state.verdict().label != Label::Skype
                 && (endpoints.is_recognised(&local_fwd) || endpoints.is_recognised(&remote_fwd))
                 && flow_agrees(state.func_messages, state.known_func, &config.endpoint)
             {
-                if state.verdict.label == Label::NotSkype {
-                    state.revised_from = Some(Label::NotSkype);
-                }
+                let previous = state.verdict().label;
                 let v = Verdict {
                     label: Label::Skype,
                     kind: Some(Kind::Signalling),
                     confidence: endpoint_confidence(state.func_messages, state.known_func),
                     decided_at_packet: Some(counters.total_packets()),
-                    decided_after_seconds: Some(counters.last_seen.secs_since(counters.first_seen)),
+                    decided_after_seconds: Some(
+                        counters.last_seen.secs_since(counters.first_seen) as f32
+                    ),
                     via: Some(Via::Endpoint),
                 };
-                state.verdict = v;
+                let d = state.decided.get_or_insert_with(Box::default);
+                if previous == Label::NotSkype {
+                    d.revised_from = Some(Label::NotSkype);
+                }
+                d.verdict = v;
                 events.push(Event::Verdict { key, verdict: v });
             }
         }
@@ -471,29 +523,34 @@ impl Classifier {
             end,
             state,
         } = f;
-        let (evidence, csc_at, verdict) = match (&state.frozen, &state.dirs) {
-            (Some(fr), _) => (**fr, [None, None], state.verdict),
+        let frozen = state.decided.as_ref().and_then(|d| d.evidence);
+        let (evidence, csc_at, verdict) = match (frozen, &state.dirs) {
+            (Some(fr), _) => (fr, [None, None], state.verdict()),
             (None, Some(dirs)) => {
                 let ev = [
                     dirs[0].evidence(&self.config.dft),
                     dirs[1].evidence(&self.config.dft),
                 ];
-                let mut v = if state.verdict.label == Label::Skype {
-                    state.verdict
+                let mut v = if state.verdict().label == Label::Skype {
+                    state.verdict()
                 } else {
                     verdict::judge_flow(&ev, key.transport, &self.config, false)
                 };
                 if v.label != Label::Undecided && v.decided_at_packet.is_none() {
                     v.decided_at_packet = Some(counters.total_packets());
                     v.decided_after_seconds =
-                        Some(counters.last_seen.secs_since(counters.first_seen));
+                        Some(counters.last_seen.secs_since(counters.first_seen) as f32);
                 }
-                (ev, [dirs[0].csc_at, dirs[1].csc_at], v)
+                (
+                    ev,
+                    [dirs[0].csc_at.map(u64::from), dirs[1].csc_at.map(u64::from)],
+                    v,
+                )
             }
             (None, None) => (
                 [DirectionEvidence::default(); 2],
                 [None, None],
-                state.verdict,
+                state.verdict(),
             ),
         };
         let dir = |d: Direction| DirectionRecord {
@@ -508,7 +565,7 @@ impl Classifier {
             last_seen: counters.last_seen,
             end,
             verdict,
-            revised_from: state.revised_from,
+            revised_from: state.decided.as_ref().and_then(|d| d.revised_from),
             directions: [dir(Direction::Forward), dir(Direction::Backward)],
             func_messages: state.func_messages,
             known_func: state.known_func,
@@ -544,7 +601,7 @@ fn apply_endpoint(rec: &mut FlowRecord, cfg: &crate::config::EndpointConfig) -> 
         kind: Some(Kind::Signalling),
         confidence: endpoint_confidence(rec.func_messages, rec.known_func),
         decided_at_packet: Some(rec.packets()),
-        decided_after_seconds: Some(rec.last_seen.secs_since(rec.first_seen)),
+        decided_after_seconds: Some(rec.last_seen.secs_since(rec.first_seen) as f32),
         via: Some(Via::Endpoint),
     };
     true

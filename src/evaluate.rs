@@ -280,8 +280,8 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
                                 ev.plots.packets_to_verdict.push(p);
                             }
                             if let Some(s) = r.verdict.decided_after_seconds {
-                                to_verdict_seconds.push(s);
-                                ev.plots.seconds_to_verdict.push(s);
+                                to_verdict_seconds.push(f64::from(s));
+                                ev.plots.seconds_to_verdict.push(f64::from(s));
                             }
                         } else {
                             ev.misses.push(listed());

@@ -92,10 +92,11 @@ impl NibbleCounts {
     }
 }
 
-/// Counts of the FUNC values (`byte2 & 0x8F`), folded to 32 slots: bit 7
-/// selects the upper half, the low nibble the slot within it.
+/// Counts of the FUNC values (`byte2 & 0x8F`) over the current chi-square
+/// window (one byte each, reset with the nibble counts), folded to 32 slots:
+/// bit 7 selects the upper half, the low nibble the slot within it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FuncCounts(pub [u16; FUNC_VALUES]);
+pub struct FuncCounts(pub [u8; FUNC_VALUES]);
 
 impl Default for FuncCounts {
     fn default() -> Self {
@@ -196,7 +197,7 @@ impl WindowFeatures {
 }
 
 /// Running sums of the current rhythm window of one direction.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RhythmWindow {
     n: u16,
     video: u16,
@@ -206,7 +207,24 @@ pub struct RhythmWindow {
     sum_size2: f32,
     sum_gap: f32,
     sum_gap2: f32,
-    last: Option<Timestamp>,
+    /// Time of the last rhythm message (`i64::MIN` before the first).
+    last: i64,
+}
+
+impl Default for RhythmWindow {
+    fn default() -> Self {
+        RhythmWindow {
+            n: 0,
+            video: 0,
+            large: 0,
+            gaps: 0,
+            sum_size: 0.0,
+            sum_size2: 0.0,
+            sum_gap: 0.0,
+            sum_gap2: 0.0,
+            last: i64::MIN,
+        }
+    }
 }
 
 /// ln(1 + mean) and the coefficient of variation (sd / mean, 0 for mean 0).
@@ -253,8 +271,8 @@ impl RhythmWindow {
         self.n += 1;
         self.sum_size += size;
         self.sum_size2 += size * size;
-        if let Some(last) = self.last {
-            let gap = ts.secs_since(last);
+        if self.last != i64::MIN {
+            let gap = ts.secs_since(Timestamp(self.last));
             if (0.0..=config.max_gap_seconds).contains(&gap) {
                 let ms = (gap * 1000.0) as f32;
                 self.gaps += 1;
@@ -262,7 +280,7 @@ impl RhythmWindow {
                 self.sum_gap2 += ms * ms;
             }
         }
-        self.last = Some(ts);
+        self.last = ts.0;
         if self.n < NBC_WINDOW_PACKETS {
             return None;
         }
@@ -320,8 +338,6 @@ pub struct DirectionFeatures {
     pub nibbles: NibbleCounts,
     /// Samples over all windows.
     pub sampled_total: u32,
-    /// Packets with a payload.
-    pub payload_packets: u32,
     /// Packets in a video band.
     pub video_packets: u32,
     /// FUNC value counts.
@@ -350,11 +366,13 @@ impl DirectionFeatures {
         if payload_len == 0 {
             return Observed::default();
         }
-        self.payload_packets = self.payload_packets.saturating_add(1);
         if in_video_band(payload_len, nbc) {
             self.video_packets = self.video_packets.saturating_add(1);
         }
         if let Some(&b2) = payload.get(2) {
+            if self.nibbles.is_full() {
+                self.func = FuncCounts::default();
+            }
             self.func.add(b2);
         }
         self.dft.add(payload, payload_len, known_mask, dft);

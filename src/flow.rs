@@ -283,6 +283,16 @@ impl<T> FlowTable<T> {
         }
     }
 
+    /// Bytes the table itself spends per flow: the slab slot with its state
+    /// value, and the index entry (key and slot number, hashbrown's control
+    /// byte, at its maximum load of 7/8). Heap memory the state points to is
+    /// not included.
+    pub fn bytes_per_flow() -> usize {
+        let slot = std::mem::size_of::<Option<Slot<T>>>();
+        let entry = std::mem::size_of::<(PackedKey, u32)>() + 1;
+        slot + entry * 8 / 7
+    }
+
     /// Flows currently held.
     pub fn len(&self) -> usize {
         self.index.len()

@@ -146,7 +146,10 @@ impl<'a> RecordJson<'a> {
             decided_at_packet: r.verdict.decided_at_packet,
             community_id: community_id(&r.key),
             via: r.verdict.via.map(|v| v.as_str()),
-            decided_after_seconds: r.verdict.decided_after_seconds.map(round6),
+            decided_after_seconds: r
+                .verdict
+                .decided_after_seconds
+                .map(|x| round6(f64::from(x))),
             revised_from: r.revised_from.map(|l| l.as_str()),
             fwd: DirectionJson::from(&r.directions[0]),
             bwd: DirectionJson::from(&r.directions[1]),

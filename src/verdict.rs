@@ -105,7 +105,7 @@ pub struct Verdict {
     /// "skype": the first packet at which every condition held).
     pub decided_at_packet: Option<u64>,
     /// Seconds from the flow's first packet to the decision.
-    pub decided_after_seconds: Option<f64>,
+    pub decided_after_seconds: Option<f32>,
     /// Where it came from.
     pub via: Option<Via>,
 }

@@ -81,7 +81,7 @@ fn every_kind_detected_no_look_alike() {
                 if let (true, Some(codec)) = (skype && kind == "e2e", codec_of.get(&k)) {
                     per_codec.entry(codec.clone()).or_default().push((
                         r.verdict.decided_at_packet.unwrap_or(0),
-                        r.verdict.decided_after_seconds.unwrap_or(0.0),
+                        f64::from(r.verdict.decided_after_seconds.unwrap_or(0.0)),
                     ));
                 }
             } else {

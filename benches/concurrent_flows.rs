@@ -1,0 +1,82 @@
+//! How memory grows with concurrent flows: holds 10 thousand, 100 thousand
+//! and 1 million open UDP flows (two messages each, undecided) in one
+//! classifier and prints the resident memory. `cargo bench --bench
+//! concurrent_flows`. Each size runs in a fresh process so the figures do
+//! not include the previous size's freed memory.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use etherparse::PacketBuilder;
+use skype_dpi::classifier::{flow_memory, Classifier};
+use skype_dpi::model::Model;
+use skype_dpi::packet::{RawPacket, Timestamp};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn hold(n: u32) {
+    let mut c = Classifier::new(Model::default_model().expect("model"));
+    let base = rss_kib();
+    let mut frame = Vec::with_capacity(128);
+    let payload = [0x5Au8; 60];
+    for i in 0..n {
+        for dir in 0..2u32 {
+            frame.clear();
+            let a = Ipv4Addr::from(0x0A00_0000 | (i >> 8));
+            let b = Ipv4Addr::from(0xC633_6400 | (i & 0xFF));
+            let (s, d, sp, dp) = if dir == 0 {
+                (a, b, 40000, 3478)
+            } else {
+                (b, a, 3478, 40000)
+            };
+            let builder = PacketBuilder::ethernet2([2; 6], [4; 6])
+                .ipv4(s.octets(), d.octets(), 64)
+                .udp(sp, dp);
+            if builder.write(&mut frame, &payload).is_err() {
+                continue;
+            }
+            let raw = RawPacket {
+                ts: Timestamp(1_700_000_000_000_000 + i64::from(i) * 10),
+                link_type: 1,
+                data: &frame,
+                orig_len: frame.len() as u32,
+            };
+            let _ = c.push(&raw);
+            c.drain_events().for_each(drop);
+        }
+    }
+    let held = c.open_flows();
+    let rss = rss_kib();
+    let per_flow = (rss.saturating_sub(base)) as f64 * 1024.0 / held.max(1) as f64;
+    println!(
+        "{held:>9} concurrent flows: resident {:>8.1} MiB (+{:.1} MiB, {per_flow:.0} bytes per flow; type sizes: {} bytes undecided)",
+        rss as f64 / 1024.0,
+        (rss - base) as f64 / 1024.0,
+        flow_memory().undecided
+    );
+}
+
+fn main() {
+    if let Some(n) = std::env::args().nth(1).and_then(|a| a.parse::<u32>().ok()) {
+        hold(n);
+        return;
+    }
+    // Under `cargo bench --no-run` nothing runs; under `cargo bench`, each
+    // size in its own process.
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(_) => return,
+    };
+    for n in [10_000u32, 100_000, 1_000_000] {
+        let _ = Command::new(&exe).arg(n.to_string()).status();
+    }
+}

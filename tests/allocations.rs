@@ -1,0 +1,100 @@
+//! Steady state allocates nothing per packet: once its flows exist and are
+//! decided, pushing more of their packets through the classifier makes no
+//! heap allocation. A counting global allocator checks it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use skype_dpi::classifier::Classifier;
+use skype_dpi::model::Model;
+use skype_dpi::packet::{RawPacket, Timestamp};
+use skype_dpi::synth::{frame_of, Generator, Message, SynthConfig};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn steady_state_allocates_nothing_per_packet() {
+    let cfg = SynthConfig {
+        seed: 3,
+        spread_seconds: 0.5,
+        call_seconds: 60.0,
+        bulk_seconds: 60.0,
+        flows_per_profile: 2,
+        signalling_clients: 0,
+        ..SynthConfig::default()
+    };
+    // Frames made before any measurement.
+    let mut gen = Generator::new(&cfg);
+    let mut msg = Message {
+        ts: 0,
+        src: ("0.0.0.0".parse().unwrap(), 0),
+        dst: ("0.0.0.0".parse().unwrap(), 0),
+        transport: skype_dpi::packet::Transport::Udp,
+        payload: Vec::new(),
+        vlan: None,
+    };
+    let mut frames: Vec<(i64, Vec<u8>)> = Vec::new();
+    while gen.next_into(&mut msg) {
+        let mut f = Vec::new();
+        if frame_of(&msg, &mut f) {
+            frames.push((msg.ts, f));
+        }
+    }
+    let start = frames[0].0;
+    let warm_until = start + 25_000_000;
+    let stop_at = start + 28_000_000;
+    let mut c = Classifier::new(Model::default_model().unwrap());
+    let push = |c: &mut Classifier, ts: i64, f: &[u8]| {
+        let raw = RawPacket {
+            ts: Timestamp(ts),
+            link_type: 1,
+            data: f,
+            orig_len: f.len() as u32,
+        };
+        let _ = c.push(&raw);
+        c.drain_events().for_each(drop);
+    };
+    let mut i = 0;
+    while i < frames.len() && frames[i].0 < warm_until {
+        push(&mut c, frames[i].0, &frames[i].1);
+        i += 1;
+    }
+    let flows = c.open_flows();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let mut measured = 0u64;
+    while i < frames.len() && frames[i].0 < stop_at {
+        push(&mut c, frames[i].0, &frames[i].1);
+        measured += 1;
+        i += 1;
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert!(measured > 10_000, "only {measured} packets measured");
+    assert_eq!(
+        c.open_flows(),
+        flows,
+        "no flow began or ended while measuring"
+    );
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over {measured} packets of {flows} open flows"
+    );
+}
