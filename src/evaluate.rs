@@ -180,6 +180,20 @@ pub struct ProtocolRow {
     pub closest_log_odds: Option<f64>,
 }
 
+/// Media flows (voice/video calls of other protocols, from nDPI's labels):
+/// how often their rhythm passes the NBC.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MediaRow {
+    /// The label.
+    pub protocol: String,
+    /// Media flows.
+    pub flows: u64,
+    /// Flows with a direction the NBC could judge (enough windows).
+    pub judged: u64,
+    /// Flows with a direction the NBC passes.
+    pub passed: u64,
+}
+
 /// Samples for the report's pictures.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PlotData {
@@ -210,6 +224,8 @@ pub struct Evaluation {
     pub negatives_by_protocol: Vec<ProtocolRow>,
     /// Negatives with a CSC-flagged direction.
     pub csc_flagged_negatives: Vec<ListedFlow>,
+    /// Media flows of other protocols and the NBC.
+    pub media_by_protocol: Vec<MediaRow>,
     /// The NBC threshold (window log-odds).
     pub nbc_threshold: f64,
     /// Data for the pictures.
@@ -248,6 +264,7 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
         ..Evaluation::default()
     };
     let mut protocols: BTreeMap<String, ProtocolRow> = BTreeMap::new();
+    let mut media: BTreeMap<String, MediaRow> = BTreeMap::new();
     for spec in specs {
         let mut m = SetMetrics {
             set: spec.clone(),
@@ -322,6 +339,18 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
                         if csc {
                             ev.csc_flagged_negatives.push(listed());
                         }
+                        if l.media {
+                            let row = media.entry(l.label.clone()).or_insert_with(|| MediaRow {
+                                protocol: l.label.clone(),
+                                ..MediaRow::default()
+                            });
+                            row.flows += 1;
+                            row.judged += u64::from(
+                                dirs.iter()
+                                    .any(|d| d.evidence.nbc.judged(&model.config.nbc)),
+                            );
+                            row.passed += u64::from(nbc);
+                        }
                     }
                     LabelClass::ModernSkype => {
                         m.modern_skype.add(r);
@@ -388,6 +417,7 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
             .then(a.protocol.cmp(&b.protocol))
     });
     ev.negatives_by_protocol = rows;
+    ev.media_by_protocol = media.into_values().collect();
     Ok(ev)
 }
 
@@ -481,6 +511,31 @@ impl Evaluation {
         s.push_str(&list(
             "negatives with a CSC-flagged direction",
             &self.csc_flagged_negatives,
+        ));
+        s.push_str("\nmedia flows of other protocols (nDPI's labels) and the NBC:\n");
+        s.push_str(
+            "| protocol | media flows | NBC could judge | NBC passed |\n|---|---|---|---|\n",
+        );
+        let (mut f, mut j, mut p) = (0, 0, 0);
+        for r in &self.media_by_protocol {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                r.protocol, r.flows, r.judged, r.passed
+            ));
+            f += r.flows;
+            j += r.judged;
+            p += r.passed;
+        }
+        s.push_str(&format!("| all | {f} | {j} | {p} |\n"));
+        let (mut c, mut n, mut b) = (0, 0, 0);
+        for r in &self.negatives_by_protocol {
+            c += r.csc_flagged;
+            n += r.nbc_passed;
+            b += r.both;
+        }
+        s.push_str(&format!(
+            "\nnegatives flagged by the CSC alone: {c} flows; by the NBC alone: {n} flows; by both in one direction: {b} flows; called Skype: {} flows\n",
+            self.false_positives.len()
         ));
         s.push_str("\nnegatives by protocol (protocols with a CSC- or NBC-flagged flow):\n");
         s.push_str("| protocol | flows | CSC flagged | NBC passed | both | Skype | closest NBC log-odds |\n|---|---|---|---|---|---|---|\n");
