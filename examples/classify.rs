@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use skype_dpi::analyze::analyze_file;
+use skype_dpi::analyze::analyze_file_parallel;
 use skype_dpi::capture::Capture;
 use skype_dpi::classifier::{Classifier, Event, RunStats};
 use skype_dpi::config::FlowTableConfig;
@@ -20,11 +20,13 @@ use skype_dpi::model::Model;
 use skype_dpi::output::{Format, RecordWriter};
 use skype_dpi::packet::SkipReason;
 
-const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--read-only] CAPTURE...
+const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--read-only] CAPTURE...
+  --threads N: shard flows over N worker threads (same verdicts as one)
   --read-only: only read the frames through libpcap (the speed floor no classifier can beat)";
 
 struct Args {
     read_only: bool,
+    threads: usize,
     format: Format,
     filter: Option<String>,
     interface: Option<String>,
@@ -36,6 +38,7 @@ struct Args {
 fn parse() -> Result<Args, String> {
     let mut a = Args {
         read_only: false,
+        threads: 1,
         format: Format::Table,
         filter: None,
         interface: None,
@@ -52,6 +55,12 @@ fn parse() -> Result<Args, String> {
             "--interface" | "-i" => a.interface = Some(value("--interface")?),
             "--model" => a.model = Some(PathBuf::from(value("--model")?)),
             "--read-only" => a.read_only = true,
+            "--threads" => {
+                a.threads = value("--threads")?
+                    .parse::<usize>()
+                    .map_err(|_| "--threads needs a number")?
+                    .max(1)
+            }
             "--max-flows" => {
                 a.max_flows = Some(
                     value("--max-flows")?
@@ -165,7 +174,13 @@ fn main() -> ExitCode {
     }
 
     for path in &args.captures {
-        let report = match analyze_file(path, args.filter.as_deref(), &model, table.clone()) {
+        let report = match analyze_file_parallel(
+            path,
+            args.filter.as_deref(),
+            &model,
+            table.clone(),
+            args.threads,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("classify: {e}");

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::capture::{Capture, CaptureError};
-use crate::classifier::{Classifier, Event, FlowRecord, RunStats};
+use crate::classifier::{replay_endpoints, revise_with, Classifier, Event, FlowRecord, RunStats};
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
 use crate::model::Model;
@@ -73,4 +73,172 @@ pub fn analyze_file(
 ) -> Result<CaptureReport, CaptureError> {
     let cap = Capture::open_file(path, filter)?;
     Ok(analyze_capture(cap, model, table))
+}
+
+/// Opens and analyses a capture file with `threads` workers
+/// ([`analyze_capture_parallel`]).
+pub fn analyze_file_parallel(
+    path: &Path,
+    filter: Option<&str>,
+    model: &Model,
+    table: FlowTableConfig,
+    threads: usize,
+) -> Result<CaptureReport, CaptureError> {
+    let cap = Capture::open_file(path, filter)?;
+    Ok(analyze_capture_parallel(cap, model, table, threads))
+}
+
+/// Frames per batch handed from the reader to a worker.
+const BATCH_FRAMES: usize = 512;
+
+/// Frames copied out of libpcap's buffer for one worker.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    /// (frame number, timestamp, original length, start, length)
+    frames: Vec<(u64, i64, u32, u32, u32)>,
+}
+
+struct Shard {
+    records: Vec<FlowRecord>,
+    stats: RunStats,
+    log: Vec<crate::classifier::EndpointObservation>,
+}
+
+/// Analyses one capture with `threads` workers: the reading thread decodes
+/// each frame far enough to shard its flow by a symmetric hash of the
+/// 5-tuple (both directions to the same worker) and hands batches of
+/// copied frames to the workers, each a [`Classifier`] of its own. Endpoint
+/// evidence spans shards, so the workers log it and it is replayed in
+/// capture order at the end, as one thread would apply it: the verdicts are
+/// those of [`analyze_capture`]. Records come in shard order.
+pub fn analyze_capture_parallel(
+    mut cap: Capture,
+    model: &Model,
+    table: FlowTableConfig,
+    threads: usize,
+) -> CaptureReport {
+    use std::sync::mpsc;
+    let threads = threads.max(1);
+    if threads == 1 {
+        return analyze_capture(cap, model, table);
+    }
+    let start = Instant::now();
+    let link_type = cap.link_type();
+    let state = ahash::RandomState::new();
+    let (pool_tx, pool_rx) = mpsc::channel::<Batch>();
+    let mut senders = Vec::with_capacity(threads);
+    let mut handles = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (tx, rx) = mpsc::sync_channel::<Batch>(8);
+        senders.push(tx);
+        let pool_tx = pool_tx.clone();
+        let model = model.clone();
+        let table = table.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut c = Classifier::with_table(model, table);
+            c.log_endpoints();
+            let mut records = Vec::new();
+            while let Ok(mut batch) = rx.recv() {
+                for &(seq, ts, orig_len, at, len) in &batch.frames {
+                    let (at, len) = (at as usize, len as usize);
+                    let Some(data) = batch.data.get(at..at + len) else {
+                        continue;
+                    };
+                    c.set_frame_seq(seq);
+                    let raw = crate::packet::RawPacket {
+                        ts: crate::packet::Timestamp(ts),
+                        link_type,
+                        data,
+                        orig_len,
+                    };
+                    let _ = c.push(&raw);
+                    for e in c.drain_events() {
+                        if let Event::FlowEnded(r) = e {
+                            records.push(*r);
+                        }
+                    }
+                }
+                batch.data.clear();
+                batch.frames.clear();
+                let _ = pool_tx.send(batch);
+            }
+            c.finish_all();
+            for e in c.drain_events() {
+                if let Event::FlowEnded(r) = e {
+                    records.push(*r);
+                }
+            }
+            Shard {
+                records,
+                stats: c.stats(),
+                log: c.take_endpoint_log(),
+            }
+        }));
+    }
+    drop(pool_tx);
+    let mut current: Vec<Batch> = (0..threads).map(|_| Batch::default()).collect();
+    let mut reader_stats = RunStats::default();
+    let mut seq = 0u64;
+    let result = cap.for_each(|raw| {
+        seq += 1;
+        reader_stats.frames += 1;
+        let p = match crate::packet::decode(raw) {
+            Ok(p) => p,
+            Err(reason) => {
+                reader_stats.skipped.add(reason);
+                return true;
+            }
+        };
+        let shard = (crate::flow::FlowKey::of(&p).symmetric_hash(&state) % threads as u64) as usize;
+        let b = &mut current[shard];
+        let at = b.data.len() as u32;
+        b.data.extend_from_slice(raw.data);
+        b.frames
+            .push((seq, raw.ts.0, raw.orig_len, at, raw.data.len() as u32));
+        if b.frames.len() >= BATCH_FRAMES {
+            let fresh = pool_rx.try_recv().unwrap_or_default();
+            let full = std::mem::replace(&mut current[shard], fresh);
+            if senders[shard].send(full).is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    for (shard, b) in current.into_iter().enumerate() {
+        if !b.frames.is_empty() {
+            let _ = senders[shard].send(b);
+        }
+    }
+    drop(senders);
+    let mut records = Vec::new();
+    let mut log = Vec::new();
+    let mut stats = reader_stats;
+    for h in handles {
+        if let Ok(s) = h.join() {
+            records.extend(s.records);
+            log.extend(s.log);
+            stats.packets += s.stats.packets;
+            stats.flows += s.stats.flows;
+            stats.peak_flows += s.stats.peak_flows;
+        }
+    }
+    let endpoints_table = replay_endpoints(log, &model.config);
+    for r in records.iter_mut() {
+        revise_with(
+            r,
+            |e| endpoints_table.is_recognised(e),
+            &model.config.endpoint,
+        );
+    }
+    let mut endpoints: Vec<EndpointKey> = endpoints_table.recognised().copied().collect();
+    endpoints.sort();
+    CaptureReport {
+        capture: cap.name().to_string(),
+        records,
+        stats,
+        error: result.err(),
+        elapsed: start.elapsed(),
+        endpoints,
+    }
 }

@@ -229,6 +229,37 @@ pub struct Classifier {
     events: Vec<Event>,
     stats: RunStats,
     last_expiry: Timestamp,
+    /// When set, endpoint observations are logged here instead of applied
+    /// (for sharded runs, replayed later in capture order).
+    endpoint_log: Option<Vec<EndpointObservation>>,
+    /// The capture-wide number of the frame being pushed (for the log).
+    frame_seq: u64,
+}
+
+/// One message as an endpoint sees it, logged by a shard for replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointObservation {
+    /// Capture-wide frame number (orders the replay).
+    pub seq: u64,
+    /// Capture time.
+    pub ts: Timestamp,
+    /// The endpoint.
+    pub local: EndpointKey,
+    /// Its peer.
+    pub remote: EndpointKey,
+    /// First message of the flow at this endpoint.
+    pub first: bool,
+    /// The first payload bytes (up to 8).
+    pub head: [u8; 8],
+    /// How many of `head` are payload.
+    pub len: u8,
+}
+
+impl EndpointObservation {
+    /// The logged payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.head[..usize::from(self.len).min(8)]
+    }
 }
 
 /// Seconds of capture time between two idle-expiry passes.
@@ -258,7 +289,30 @@ impl Classifier {
             events: Vec::with_capacity(16),
             stats: RunStats::default(),
             last_expiry: Timestamp(i64::MIN),
+            endpoint_log: None,
+            frame_seq: 0,
         }
+    }
+
+    /// Logs endpoint observations instead of applying them: for a shard of
+    /// a multi-threaded run, whose endpoints span the other shards. Take the
+    /// log with [`Classifier::take_endpoint_log`] and replay it in capture
+    /// order ([`replay_endpoints`]).
+    pub fn log_endpoints(&mut self) {
+        self.endpoint_log = Some(Vec::new());
+    }
+
+    /// Sets the capture-wide number of the next frame (for the log).
+    pub fn set_frame_seq(&mut self, seq: u64) {
+        self.frame_seq = seq;
+    }
+
+    /// Takes the endpoint log.
+    pub fn take_endpoint_log(&mut self) -> Vec<EndpointObservation> {
+        self.endpoint_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The model in use.
@@ -299,6 +353,12 @@ impl Classifier {
                 return Err(reason);
             }
         };
+        self.push_decoded(&p);
+        Ok(())
+    }
+
+    fn push_decoded(&mut self, p: &packet::Packet<'_>) {
+        let p = *p;
         self.stats.packets += 1;
         if p.ts.0.saturating_sub(self.last_expiry.0) >= EXPIRY_INTERVAL_MICROS {
             self.last_expiry = p.ts;
@@ -313,6 +373,8 @@ impl Classifier {
             recent_ended,
             endpoints,
             stats,
+            endpoint_log,
+            frame_seq,
             ..
         } = self;
         let mut ended_here: Vec<EndedFlow<FlowState>> = Vec::new();
@@ -428,6 +490,21 @@ impl Classifier {
                 (local_fwd, remote_fwd, first_from_src),
                 (remote_fwd, local_fwd, first_at_dst),
             ] {
+                if let Some(log) = endpoint_log.as_mut() {
+                    let mut head = [0u8; 8];
+                    let len = p.payload.len().min(8);
+                    head[..len].copy_from_slice(&p.payload[..len]);
+                    log.push(EndpointObservation {
+                        seq: *frame_seq,
+                        ts: p.ts,
+                        local,
+                        remote,
+                        first,
+                        head,
+                        len: len as u8,
+                    });
+                    continue;
+                }
                 if endpoints.observe(p.ts, local, remote, first, p.payload) {
                     events.push(Event::EndpointRecognised(local));
                     // Revise the remembered ended flows of this endpoint.
@@ -468,7 +545,6 @@ impl Classifier {
         for f in ended_here {
             self.finish(f);
         }
-        Ok(())
     }
 
     /// Ends idle flows as of `now` (also done by `push` once per second of
@@ -494,12 +570,11 @@ impl Classifier {
     /// recognised and the flow's own messages agree. Returns whether it
     /// changed. For offline use at the end of a run.
     pub fn revise(&self, rec: &mut FlowRecord) -> bool {
-        match rec.endpoints() {
-            Some(eps) if eps.iter().any(|e| self.endpoints.is_recognised(e)) => {
-                apply_endpoint(rec, &self.config.endpoint)
-            }
-            _ => false,
-        }
+        revise_with(
+            rec,
+            |e| self.endpoints.is_recognised(e),
+            &self.config.endpoint,
+        )
     }
 
     fn finish(&mut self, f: EndedFlow<FlowState>) {
@@ -571,6 +646,34 @@ impl Classifier {
             known_func: state.known_func,
         }
     }
+}
+
+/// Revises a record by the endpoints `recognised` says are Skype clients,
+/// when the flow's own messages agree. Returns whether it changed.
+pub fn revise_with(
+    rec: &mut FlowRecord,
+    recognised: impl Fn(&EndpointKey) -> bool,
+    cfg: &crate::config::EndpointConfig,
+) -> bool {
+    match rec.endpoints() {
+        Some(eps) if eps.iter().any(&recognised) => apply_endpoint(rec, cfg),
+        _ => false,
+    }
+}
+
+/// Replays logged endpoint observations (from every shard) in capture order
+/// through one endpoint table, as a single-threaded run applies them.
+pub fn replay_endpoints(mut log: Vec<EndpointObservation>, config: &MethodConfig) -> EndpointTable {
+    log.sort_by_key(|o| (o.seq, o.ts));
+    let mut t = EndpointTable::new(
+        config.endpoint.clone(),
+        config.csc.clone(),
+        &config.dft.func_known,
+    );
+    for o in &log {
+        t.observe(o.ts, o.local, o.remote, o.first, o.payload());
+    }
+    t
 }
 
 /// Whether a flow's own messages agree with an endpoint's Skype verdict:

@@ -462,11 +462,22 @@ impl<T> FlowTable<T> {
         new_state: impl FnOnce(&FlowKey) -> T,
         ended: &mut impl FnMut(EndedFlow<T>),
     ) -> Update<'t, T> {
+        let canon = PackedKey::of(p.transport, &p.src_ip, p.src_port, &p.dst_ip, p.dst_port);
+        let found = self.index.get(&canon).copied();
+        self.update_found(p, canon, found, new_state, ended)
+    }
+
+    fn update_found<'t>(
+        &'t mut self,
+        p: &Packet<'_>,
+        canon: PackedKey,
+        mut found: Option<u32>,
+        new_state: impl FnOnce(&FlowKey) -> T,
+        ended: &mut impl FnMut(EndedFlow<T>),
+    ) -> Update<'t, T> {
         if p.ts > self.now {
             self.now = p.ts;
         }
-        let canon = PackedKey::of(p.transport, &p.src_ip, p.src_port, &p.dst_ip, p.dst_port);
-        let mut found = self.index.get(&canon).copied();
         // A SYN (without ACK) on a closed connection opens a new one.
         if let Some(i) = found {
             if let Some(s) = self.slot(i) {
