@@ -15,7 +15,7 @@ use skype_dpi::features::{func_mask, DirectionFeatures, NibbleCounts};
 use skype_dpi::flow::FlowTable;
 use skype_dpi::model::Model;
 use skype_dpi::packet::{decode, RawPacket, Timestamp, Transport};
-use skype_dpi::synth::{frame_of, Generator, Message, SynthConfig};
+use skype_dpi::synth::{Generator, SynthConfig};
 
 fn frames(n: usize) -> Vec<(i64, Vec<u8>)> {
     let cfg = SynthConfig {
@@ -23,23 +23,7 @@ fn frames(n: usize) -> Vec<(i64, Vec<u8>)> {
         flows_per_profile: 3,
         ..SynthConfig::default()
     };
-    let mut gen = Generator::new(&cfg);
-    let mut msg = Message {
-        ts: 0,
-        src: ("0.0.0.0".parse().unwrap(), 0),
-        dst: ("0.0.0.0".parse().unwrap(), 0),
-        transport: Transport::Udp,
-        payload: Vec::new(),
-        vlan: None,
-    };
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n && gen.next_into(&mut msg) {
-        let mut f = Vec::new();
-        if frame_of(&msg, &mut f) {
-            out.push((msg.ts, f));
-        }
-    }
-    out
+    skype_dpi::synth::frames(&mut Generator::new(&cfg), n)
 }
 
 fn raw(ts: i64, f: &[u8]) -> RawPacket<'_> {

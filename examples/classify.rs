@@ -20,11 +20,13 @@ use skype_dpi::model::Model;
 use skype_dpi::output::{Format, RecordWriter};
 use skype_dpi::packet::SkipReason;
 
-const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--read-only] CAPTURE...
+const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--duration S] [--read-only] CAPTURE...
+  --duration S: stop a live capture after S seconds and report every flow
   --threads N: shard flows over N worker threads (same verdicts as one)
   --read-only: only read the frames through libpcap (the speed floor no classifier can beat)";
 
 struct Args {
+    duration: Option<f64>,
     read_only: bool,
     threads: usize,
     format: Format,
@@ -37,6 +39,7 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut a = Args {
+        duration: None,
         read_only: false,
         threads: 1,
         format: Format::Table,
@@ -55,6 +58,13 @@ fn parse() -> Result<Args, String> {
             "--interface" | "-i" => a.interface = Some(value("--interface")?),
             "--model" => a.model = Some(PathBuf::from(value("--model")?)),
             "--read-only" => a.read_only = true,
+            "--duration" => {
+                a.duration = Some(
+                    value("--duration")?
+                        .parse::<f64>()
+                        .map_err(|_| "--duration needs seconds")?,
+                )
+            }
             "--threads" => {
                 a.threads = value("--threads")?
                     .parse::<usize>()
@@ -140,10 +150,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(s) = args.duration {
+            cap.stop_at(Instant::now() + std::time::Duration::from_secs_f64(s.max(0.0)));
+        }
         let mut c = Classifier::with_table(model.clone(), table.clone());
         let name = iface.clone();
-        let result = cap.for_each(|raw| {
-            let _ = c.push(raw);
+        let mut handle = |c: &mut Classifier| -> bool {
             for e in c.drain_events() {
                 match e {
                     Event::FlowEnded(r) | Event::Revised(r) => {
@@ -165,11 +177,18 @@ fn main() -> ExitCode {
                 }
             }
             true
+        };
+        let result = cap.for_each(|raw| {
+            let _ = c.push(raw);
+            handle(&mut c)
         });
         if let Err(e) = result {
             eprintln!("classify: {e}");
             failed = true;
         }
+        // Every flow still open is reported.
+        c.finish_all();
+        handle(&mut c);
         total = c.stats();
     }
 

@@ -64,6 +64,7 @@ pub struct Capture {
     name: String,
     link_type: u32,
     frames: u64,
+    deadline: Option<std::time::Instant>,
 }
 
 impl Capture {
@@ -87,6 +88,7 @@ impl Capture {
             name,
             link_type,
             frames: 0,
+            deadline: None,
         })
     }
 
@@ -100,8 +102,13 @@ impl Capture {
             .map_err(err)?
             .promisc(true)
             .immediate_mode(true)
-            .timeout(500)
+            .timeout(100)
             .open()
+            .map_err(err)?
+            // Non-blocking: an idle link returns at once, so that a deadline
+            // is honoured even when no packet arrives (libpcap's read timeout
+            // need not fire on an idle Linux socket).
+            .setnonblock()
             .map_err(err)?;
         if let Some(f) = filter {
             cap.filter(f, true).map_err(|e| CaptureError::Filter {
@@ -116,7 +123,14 @@ impl Capture {
             name: iface.to_string(),
             link_type,
             frames: 0,
+            deadline: None,
         })
+    }
+
+    /// Stops [`Capture::for_each`] (with Ok) at this time: for live capture,
+    /// which otherwise runs until an error.
+    pub fn stop_at(&mut self, deadline: std::time::Instant) {
+        self.deadline = Some(deadline);
     }
 
     /// The file or interface name.
@@ -142,6 +156,12 @@ impl Capture {
     ) -> Result<(), CaptureError> {
         let link_type = self.link_type;
         loop {
+            if self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+            {
+                return Ok(());
+            }
             let next = match &mut self.source {
                 CaptureSource::File(c) => c.next_packet(),
                 CaptureSource::Live(c) => c.next_packet(),
@@ -166,7 +186,11 @@ impl Capture {
                     }
                 }
                 Err(pcap::Error::NoMorePackets) => return Ok(()),
-                Err(pcap::Error::TimeoutExpired) => continue,
+                Err(pcap::Error::TimeoutExpired) => {
+                    // Nothing to read now (live capture): wait a little.
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    continue;
+                }
                 Err(e) => {
                     return Err(CaptureError::Read {
                         source_name: self.name.clone(),

@@ -49,6 +49,7 @@ impl DirState {
             sampled: self.features.sampled_total,
             window_sampled: self.features.nibbles.samples(),
             chi2: c,
+            csc_first_at: self.csc_at,
         }
     }
 }
@@ -600,7 +601,14 @@ impl Classifier {
         } = f;
         let frozen = state.decided.as_ref().and_then(|d| d.evidence);
         let (evidence, csc_at, verdict) = match (frozen, &state.dirs) {
-            (Some(fr), _) => (fr, [None, None], state.verdict()),
+            (Some(fr), _) => (
+                fr,
+                [
+                    fr[0].csc_first_at.map(u64::from),
+                    fr[1].csc_first_at.map(u64::from),
+                ],
+                state.verdict(),
+            ),
             (None, Some(dirs)) => {
                 let ev = [
                     dirs[0].evidence(&self.config.dft),

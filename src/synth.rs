@@ -765,6 +765,27 @@ pub fn frame_of(m: &Message, frame: &mut Vec<u8>) -> bool {
     r.is_ok()
 }
 
+/// The next `limit` messages as Ethernet frames with their timestamps (for
+/// benchmarks and tests that feed the classifier without a file).
+pub fn frames(gen: &mut Generator, limit: usize) -> Vec<(i64, Vec<u8>)> {
+    let mut msg = Message {
+        ts: 0,
+        src: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        dst: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        transport: Transport::Udp,
+        payload: Vec::with_capacity(2048),
+        vlan: None,
+    };
+    let mut out = Vec::new();
+    while out.len() < limit && gen.next_into(&mut msg) {
+        let mut f = Vec::with_capacity(msg.payload.len() + 62);
+        if frame_of(&msg, &mut f) {
+            out.push((msg.ts, f));
+        }
+    }
+    out
+}
+
 /// Streams a generator to a pcap file; returns the messages written.
 /// Stops after `max_messages` when given.
 pub fn write_pcap(

@@ -129,6 +129,8 @@ pub struct DirectionEvidence {
     pub window_sampled: u32,
     /// The chi2 values of the latest window.
     pub chi2: [f32; CSC_GROUPS],
+    /// Flow packet count when the CSC's Skype class was first reached.
+    pub csc_first_at: Option<u32>,
 }
 
 /// The logistic function.
@@ -314,6 +316,7 @@ mod tests {
             sampled,
             window_sampled: sampled,
             chi2: [0.0; 16],
+            csc_first_at: None,
         }
     }
 

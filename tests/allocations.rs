@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use skype_dpi::classifier::Classifier;
 use skype_dpi::model::Model;
 use skype_dpi::packet::{RawPacket, Timestamp};
-use skype_dpi::synth::{frame_of, Generator, Message, SynthConfig};
+use skype_dpi::synth::{Generator, SynthConfig};
 
 struct Counting;
 
@@ -43,22 +43,7 @@ fn steady_state_allocates_nothing_per_packet() {
         ..SynthConfig::default()
     };
     // Frames made before any measurement.
-    let mut gen = Generator::new(&cfg);
-    let mut msg = Message {
-        ts: 0,
-        src: ("0.0.0.0".parse().unwrap(), 0),
-        dst: ("0.0.0.0".parse().unwrap(), 0),
-        transport: skype_dpi::packet::Transport::Udp,
-        payload: Vec::new(),
-        vlan: None,
-    };
-    let mut frames: Vec<(i64, Vec<u8>)> = Vec::new();
-    while gen.next_into(&mut msg) {
-        let mut f = Vec::new();
-        if frame_of(&msg, &mut f) {
-            frames.push((msg.ts, f));
-        }
-    }
+    let frames = skype_dpi::synth::frames(&mut Generator::new(&cfg), usize::MAX);
     let start = frames[0].0;
     let warm_until = start + 25_000_000;
     let stop_at = start + 28_000_000;
