@@ -327,3 +327,50 @@ fn per_flow_alone_misses_classic_signalling() {
         .count();
     assert!(skype <= 5, "{skype} flows Skype without endpoints");
 }
+
+/// The common-case decoder gives exactly what the general `etherparse`
+/// path gives, on every frame of every real capture and of the sample.
+#[test]
+fn fast_decoder_agrees_with_etherparse() {
+    use skype_dpi::capture::Capture;
+    use skype_dpi::packet::{decode_common, decode_ip};
+    use skype_dpi::wire::link::{network_of, Network};
+    let Some(dir) = ndpi_dir() else { return };
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for sub in ["pcap", "legacy-skype/pcap"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap().flatten() {
+            files.push(e.path());
+        }
+    }
+    files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample.pcap"));
+    let (mut fast, mut compared) = (0u64, 0u64);
+    for f in files {
+        let Ok(mut cap) = Capture::open_file(&f, None) else {
+            continue;
+        };
+        let _ = cap.for_each(|raw| {
+            if let Ok(Network::Ip(b)) = network_of(raw.link_type, raw.data) {
+                compared += 1;
+                if let Some(p) = decode_common(raw.ts, b) {
+                    fast += 1;
+                    let q = decode_ip(raw.ts, b)
+                        .expect("etherparse refuses a packet the fast path read");
+                    let same = p.src_ip == q.src_ip
+                        && p.dst_ip == q.dst_ip
+                        && p.src_port == q.src_port
+                        && p.dst_port == q.dst_port
+                        && p.transport == q.transport
+                        && p.payload == q.payload
+                        && p.payload_len == q.payload_len
+                        && p.tcp_flags == q.tcp_flags;
+                    assert!(same, "{}: frame differs: {p:?} vs {q:?}", f.display());
+                }
+            }
+            true
+        });
+    }
+    eprintln!(
+        "{fast} of {compared} IP frames took the fast path, all equal to etherparse's reading"
+    );
+    assert!(fast > compared / 2);
+}
