@@ -61,18 +61,20 @@ fn main() -> ExitCode {
         s.replace(&root_s, "$SKYPE_DPI_DATASETS")
     };
     let recorded: Vec<String> = expanded.iter().map(|s| name(s)).collect();
+    // Single-quoted for a POSIX shell: a quote inside becomes '\''.
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let command = format!(
         "cargo run --release --example train -- {} --out {}{}",
         recorded
             .iter()
-            .map(|s| format!("--labels '{s}'"))
+            .map(|s| format!("--labels {}", quote(s)))
             .collect::<Vec<_>>()
             .join(" "),
         out.display(),
         if notes.is_empty() {
             String::new()
         } else {
-            format!(" --notes '{notes}'")
+            format!(" --notes {}", quote(&notes))
         }
     );
     let model = match train(&expanded, MethodConfig::default(), &command, &notes, name) {
