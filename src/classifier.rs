@@ -29,7 +29,8 @@ struct DirState {
 }
 
 impl DirState {
-    fn evidence(&self, dft: &crate::config::DftConfig) -> DirectionEvidence {
+    fn evidence(&self, config: &MethodConfig) -> DirectionEvidence {
+        let dft = &config.dft;
         let chi2 = csc::chi_squares(&self.features.nibbles);
         let mut c = [0f32; CSC_GROUPS];
         for (o, x) in c.iter_mut().zip(chi2.iter()) {
@@ -50,6 +51,8 @@ impl DirState {
             window_sampled: self.features.nibbles.samples(),
             chi2: c,
             csc_first_at: self.csc_at,
+            video: f64::from(self.features.video_packets)
+                > config.nbc.video_share * f64::from(self.features.dft.packets),
         }
     }
 }
@@ -432,7 +435,7 @@ impl Classifier {
                 changed = true;
             }
             if changed && (dirs[0].csc.is_skype() || dirs[1].csc.is_skype()) {
-                let ev = [dirs[0].evidence(&config.dft), dirs[1].evidence(&config.dft)];
+                let ev = [dirs[0].evidence(config), dirs[1].evidence(config)];
                 let mut v = verdict::judge_flow(&ev, key.transport, config, true);
                 if v.label == Label::Skype {
                     v.decided_at_packet = Some(counters.total_packets());
@@ -454,7 +457,7 @@ impl Classifier {
                                 && !d.nbc.passes(&config.nbc))
                     };
                     if dirs.iter().all(settled) {
-                        let ev = [dirs[0].evidence(&config.dft), dirs[1].evidence(&config.dft)];
+                        let ev = [dirs[0].evidence(config), dirs[1].evidence(config)];
                         let mut v = verdict::judge_flow(&ev, key.transport, config, false);
                         if v.label != Label::Skype {
                             v.label = Label::NotSkype;
@@ -611,8 +614,8 @@ impl Classifier {
             ),
             (None, Some(dirs)) => {
                 let ev = [
-                    dirs[0].evidence(&self.config.dft),
-                    dirs[1].evidence(&self.config.dft),
+                    dirs[0].evidence(&self.config),
+                    dirs[1].evidence(&self.config),
                 ];
                 let mut v = if state.verdict().label == Label::Skype {
                     state.verdict()

@@ -52,6 +52,8 @@ pub struct DirectionJson {
     pub nbc_passed: u16,
     /// Mean NBC log-odds (media over other).
     pub nbc_mean_log_odds: f64,
+    /// More than 10 % of the messages in a video band (method.md §5).
+    pub video: bool,
 }
 
 impl From<&DirectionRecord> for DirectionJson {
@@ -73,6 +75,7 @@ impl From<&DirectionRecord> for DirectionJson {
             nbc_windows: d.evidence.nbc.windows,
             nbc_passed: d.evidence.nbc.passed,
             nbc_mean_log_odds: (d.evidence.nbc.mean_log_odds() * 1000.0).round() / 1000.0,
+            video: d.evidence.video,
         }
     }
 }

@@ -285,24 +285,18 @@ pub fn decode_common(ts: Timestamp, b: &[u8]) -> Option<Packet<'_>> {
             *payload.get(at + 1)?,
         ]))
     };
-    match proto {
+    // The transport header's length and flags; its payload follows it.
+    let (transport, data, tcp_flags) = match proto {
         17 => {
             let udp_len = usize::from(port(4)?);
             if udp_len < 8 || udp_len > payload.len() {
                 return None;
             }
-            let data = payload.get(8..udp_len)?;
-            Some(Packet {
-                ts,
-                src_ip,
-                dst_ip,
-                src_port: port(0)?,
-                dst_port: port(2)?,
-                transport: Transport::Udp,
-                payload: data,
-                payload_len: data.len() as u32,
-                tcp_flags: TcpFlags::default(),
-            })
+            (
+                Transport::Udp,
+                payload.get(8..udp_len)?,
+                TcpFlags::default(),
+            )
         }
         6 => {
             let header = usize::from(*payload.get(12)? >> 4) * 4;
@@ -310,26 +304,27 @@ pub fn decode_common(ts: Timestamp, b: &[u8]) -> Option<Packet<'_>> {
                 return None;
             }
             let flags = *payload.get(13)?;
-            let data = payload.get(header..)?;
-            Some(Packet {
-                ts,
-                src_ip,
-                dst_ip,
-                src_port: port(0)?,
-                dst_port: port(2)?,
-                transport: Transport::Tcp,
-                payload: data,
-                payload_len: data.len() as u32,
-                tcp_flags: TcpFlags {
-                    syn: flags & 0x02 != 0,
-                    ack: flags & 0x10 != 0,
-                    fin: flags & 0x01 != 0,
-                    rst: flags & 0x04 != 0,
-                },
-            })
+            let flags = TcpFlags {
+                syn: flags & 0x02 != 0,
+                ack: flags & 0x10 != 0,
+                fin: flags & 0x01 != 0,
+                rst: flags & 0x04 != 0,
+            };
+            (Transport::Tcp, payload.get(header..)?, flags)
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(Packet {
+        ts,
+        src_ip,
+        dst_ip,
+        src_port: port(0)?,
+        dst_port: port(2)?,
+        transport,
+        payload: data,
+        payload_len: data.len() as u32,
+        tcp_flags,
+    })
 }
 
 /// Decodes an IP packet (either version) with `etherparse`'s lax slicers:

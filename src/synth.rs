@@ -506,18 +506,13 @@ impl FlowGen {
             }
             Profile::Quic => {
                 // Streaming: the server sends bursts of full packets.
-                gap_us = if d == 1 {
-                    rng.range(100, 3_000) as i64
-                } else {
-                    rng.range(10_000, 60_000) as i64
-                };
-                let len = if d == 1 {
-                    rng.range(1200, 1350)
-                } else {
-                    rng.range(40, 80)
-                } as usize;
-                payload.resize(len, 0);
-                rng.fill(payload);
+                gap_us = bulk_message(
+                    rng,
+                    d,
+                    payload,
+                    (100, 3_000, 1200, 1350),
+                    (10_000, 60_000, 40, 80),
+                );
                 payload[0] = 0x40 | (payload[0] & 0x3F);
                 payload[1..9].copy_from_slice(&self.ids[1 - d].to_be_bytes());
             }
@@ -564,18 +559,13 @@ impl FlowGen {
                 rng.fill(payload);
             }
             Profile::RandomUdpBulk | Profile::RandomTcpBulk => {
-                gap_us = if d == 1 {
-                    rng.range(50, 2_000) as i64
-                } else {
-                    rng.range(5_000, 40_000) as i64
-                };
-                let len = if d == 1 {
-                    rng.range(1000, 1400)
-                } else {
-                    rng.range(40, 200)
-                } as usize;
-                payload.resize(len, 0);
-                rng.fill(payload);
+                gap_us = bulk_message(
+                    rng,
+                    d,
+                    payload,
+                    (50, 2_000, 1000, 1400),
+                    (5_000, 40_000, 40, 200),
+                );
             }
         }
         self.sent[d] += 1;
@@ -588,6 +578,25 @@ impl FlowGen {
         };
         send
     }
+}
+
+/// One random message of a bulk transfer: the responder (direction 1)
+/// sends bursts of large messages, the initiator sparse small ones. Each
+/// side is (smallest gap us, largest gap us, smallest size, largest size).
+/// Returns the gap to the next message.
+fn bulk_message(
+    rng: &mut Rng,
+    d: usize,
+    payload: &mut Vec<u8>,
+    down: (u64, u64, u64, u64),
+    up: (u64, u64, u64, u64),
+) -> i64 {
+    let (g0, g1, s0, s1) = if d == 1 { down } else { up };
+    // Draw order gap, size, bytes: the committed sample capture depends on it.
+    let gap = rng.range(g0, g1) as i64;
+    payload.resize(rng.range(s0, s1) as usize, 0);
+    rng.fill(payload);
+    gap
 }
 
 /// A stream of synthetic messages in time order, flows interleaved.

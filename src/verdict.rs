@@ -131,6 +131,9 @@ pub struct DirectionEvidence {
     pub chi2: [f32; CSC_GROUPS],
     /// Flow packet count when the CSC's Skype class was first reached.
     pub csc_first_at: Option<u32>,
+    /// More than `video_share` of the direction's messages are in a video
+    /// band (method.md §5).
+    pub video: bool,
 }
 
 /// The logistic function.
@@ -317,6 +320,7 @@ mod tests {
             window_sampled: sampled,
             chi2: [0.0; 16],
             csc_first_at: None,
+            video: false,
         }
     }
 

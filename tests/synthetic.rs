@@ -19,6 +19,7 @@ fn every_kind_detected_no_look_alike() {
     let mut per_codec: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
     let mut kinds: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     let mut look_alikes: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    let mut video_flows = 0u32;
     for seed in [7u64, 8, 9] {
         let cfg = SynthConfig {
             seed,
@@ -59,6 +60,7 @@ fn every_kind_detected_no_look_alike() {
         assert_eq!(report.stats.skipped.total(), 0);
         for r in &report.records {
             let l = labels.label_of(&r.key).expect("labelled");
+            video_flows += u32::from(r.directions.iter().any(|d| d.evidence.video));
             let skype = r.verdict.label == Label::Skype;
             if l.label == "skype" {
                 let kind = l.kind.clone().unwrap_or_default();
@@ -117,5 +119,7 @@ fn every_kind_detected_no_look_alike() {
         assert_eq!(*fp, 0, "{name}: {fp} of {n} called Skype");
     }
     assert_eq!(per_codec.len(), 7, "every codec decided: {per_codec:?}");
+    // Exactly the Skype video calls (2 per seed) carry the video flag.
+    assert_eq!(video_flows, 6, "flows flagged as video");
     std::fs::remove_dir_all(&dir).ok();
 }
