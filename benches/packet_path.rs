@@ -52,7 +52,7 @@ fn per_packet(c: &mut Criterion) {
             let mut t: FlowTable<u32> = FlowTable::new(FlowTableConfig::default());
             for (ts, f) in &frames {
                 if let Ok(p) = decode(&raw(*ts, f)) {
-                    let u = t.update(&p, |_| 0, &mut |_| {});
+                    let u = t.update(&p, || 0, &mut |_| {});
                     *u.state += 1;
                 }
             }

@@ -154,6 +154,7 @@ fn main() -> ExitCode {
             cap.stop_at(Instant::now() + std::time::Duration::from_secs_f64(s.max(0.0)));
         }
         let mut c = Classifier::with_table(model.clone(), table.clone());
+        c.keep_evidence_for_records(true);
         let name = iface.clone();
         let mut handle = |c: &mut Classifier| -> bool {
             for e in c.drain_events() {
@@ -165,7 +166,7 @@ fn main() -> ExitCode {
                             return false;
                         }
                     }
-                    Event::Verdict { key, verdict } => {
+                    Event::Verdict { key, verdict, .. } => {
                         eprintln!(
                             "verdict: {:?} {} -> {}",
                             key,

@@ -34,6 +34,7 @@ pub struct CaptureReport {
 pub fn analyze_capture(mut cap: Capture, model: &Model, table: FlowTableConfig) -> CaptureReport {
     let start = Instant::now();
     let mut classifier = Classifier::with_table(model.clone(), table);
+    classifier.keep_evidence_for_records(true);
     let mut records = Vec::new();
     let collect = |c: &mut Classifier, records: &mut Vec<FlowRecord>| {
         for e in c.drain_events() {
@@ -137,6 +138,7 @@ pub fn analyze_capture_parallel(
         let table = table.clone();
         handles.push(std::thread::spawn(move || {
             let mut c = Classifier::with_table(model, table);
+            c.keep_evidence_for_records(true);
             c.log_endpoints();
             let mut records = Vec::new();
             while let Ok(mut batch) = rx.recv() {

@@ -57,44 +57,155 @@ impl DirState {
     }
 }
 
-/// A flow's verdict once it has one, kept out of line so that undecided
-/// flows do not carry it.
+/// The state of an open flow whose verdict is not final: its features,
+/// kept out of line and released when the verdict becomes final.
 #[derive(Debug, Clone, Default)]
-struct Decided {
+struct OpenState {
+    dirs: [DirState; 2],
+    /// A verdict reached while the features are still kept (an endpoint's).
     verdict: Verdict,
-    /// The evidence when the verdict became final (kept for the record);
-    /// None while the features are still kept.
-    evidence: Option<[DirectionEvidence; 2]>,
     /// The verdict an endpoint revised, if it did.
     revised_from: Option<Label>,
-}
-
-/// The per-flow state the classifier keeps in the flow table.
-#[derive(Debug, Clone, Default)]
-pub struct FlowState {
-    /// Features, released once the verdict is final.
-    dirs: Option<Box<[DirState; 2]>>,
-    /// The verdict, once there is one.
-    decided: Option<Box<Decided>>,
     /// Messages of 3 bytes or more, and those with a known FUNC value.
     func_messages: u32,
     known_func: u32,
 }
 
-impl FlowState {
-    fn verdict(&self) -> Verdict {
-        self.decided.as_ref().map(|d| d.verdict).unwrap_or_default()
+/// A verdict as a decided flow keeps it, in 16 bytes (the confidence to the
+/// 4 decimals the records print, as `f32`; the packet count as `u32`,
+/// saturating).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CompactVerdict {
+    label: Label,
+    kind: Option<Kind>,
+    via: Option<Via>,
+    revised_from: Option<Label>,
+    /// `u32::MAX` for none.
+    decided_at_packet: u32,
+    /// NaN for none.
+    decided_after_seconds: f32,
+    confidence: f32,
+}
+
+impl CompactVerdict {
+    fn new(v: Verdict, revised_from: Option<Label>) -> Self {
+        CompactVerdict {
+            label: v.label,
+            kind: v.kind,
+            via: v.via,
+            revised_from,
+            decided_at_packet: v
+                .decided_at_packet
+                .map_or(u32::MAX, |n| n.min(u64::from(u32::MAX - 1)) as u32),
+            decided_after_seconds: v.decided_after_seconds.unwrap_or(f32::NAN),
+            // Records print it to 4 decimals: rounded first, the f32 keeps
+            // exactly what they print.
+            confidence: ((v.confidence * 1e4).round() / 1e4) as f32,
+        }
     }
 
-    /// Records a final verdict with its evidence and releases the features.
-    fn finalize(&mut self, verdict: Verdict, evidence: [DirectionEvidence; 2]) {
-        let revised_from = self.decided.as_ref().and_then(|d| d.revised_from);
-        self.decided = Some(Box::new(Decided {
-            verdict,
-            evidence: Some(evidence),
-            revised_from,
-        }));
-        self.dirs = None;
+    fn verdict(&self) -> Verdict {
+        Verdict {
+            label: self.label,
+            kind: self.kind,
+            confidence: f64::from(self.confidence),
+            decided_at_packet: (self.decided_at_packet != u32::MAX)
+                .then_some(u64::from(self.decided_at_packet)),
+            decided_after_seconds: (!self.decided_after_seconds.is_nan())
+                .then_some(self.decided_after_seconds),
+            via: self.via,
+        }
+    }
+}
+
+/// The state of a flow whose verdict is final: its features are released.
+#[derive(Debug, Clone)]
+struct FinalState {
+    verdict: CompactVerdict,
+    /// As in [`OpenState`] (an endpoint may still revise the flow).
+    func_messages: u32,
+    known_func: u32,
+    /// The evidence at the decision, kept for the flow's record when the
+    /// classifier keeps evidence ([`Classifier::keep_evidence_for_records`]).
+    evidence: Option<Box<[DirectionEvidence; 2]>>,
+}
+
+/// The per-flow state the classifier keeps in the flow table: 32 bytes
+/// inline, plus the boxed features while the verdict is not final.
+#[derive(Debug, Clone)]
+pub struct FlowState(StateInner);
+
+#[derive(Debug, Clone)]
+enum StateInner {
+    Open(Box<OpenState>),
+    Final(FinalState),
+}
+
+impl FlowState {
+    fn open() -> Self {
+        FlowState(StateInner::Open(Box::default()))
+    }
+
+    fn verdict(&self) -> Verdict {
+        match &self.0 {
+            StateInner::Open(o) => o.verdict,
+            StateInner::Final(f) => f.verdict.verdict(),
+        }
+    }
+
+    fn revised_from(&self) -> Option<Label> {
+        match &self.0 {
+            StateInner::Open(o) => o.revised_from,
+            StateInner::Final(f) => f.verdict.revised_from,
+        }
+    }
+
+    /// Messages with a FUNC byte, and those with a known FUNC value.
+    fn func_counts(&self) -> (u32, u32) {
+        match &self.0 {
+            StateInner::Open(o) => (o.func_messages, o.known_func),
+            StateInner::Final(f) => (f.func_messages, f.known_func),
+        }
+    }
+
+    fn func_counts_mut(&mut self) -> (&mut u32, &mut u32) {
+        match &mut self.0 {
+            StateInner::Open(o) => (&mut o.func_messages, &mut o.known_func),
+            StateInner::Final(f) => (&mut f.func_messages, &mut f.known_func),
+        }
+    }
+
+    /// Sets a verdict without releasing the features (an endpoint's).
+    fn set_verdict(&mut self, v: Verdict, revised_from: Option<Label>) {
+        match &mut self.0 {
+            StateInner::Open(o) => {
+                o.verdict = v;
+                if revised_from.is_some() {
+                    o.revised_from = revised_from;
+                }
+            }
+            StateInner::Final(f) => {
+                let r = revised_from.or(f.verdict.revised_from);
+                f.verdict = CompactVerdict::new(v, r);
+            }
+        }
+    }
+
+    /// Records a final verdict and releases the features; the evidence is
+    /// kept when `keep_evidence`.
+    fn finalize(
+        &mut self,
+        verdict: Verdict,
+        evidence: [DirectionEvidence; 2],
+        keep_evidence: bool,
+    ) {
+        let (func_messages, known_func) = self.func_counts();
+        self.0 = StateInner::Final(FinalState {
+            verdict: CompactVerdict::new(verdict, self.revised_from()),
+            func_messages,
+            known_func,
+            evidence: keep_evidence.then(|| Box::new(evidence)),
+        });
     }
 }
 
@@ -103,10 +214,12 @@ impl FlowState {
 pub struct FlowMemory {
     /// An undecided flow: table slot and index entry plus its features.
     pub undecided: usize,
-    /// A flow with a final verdict: slot and index entry plus the evidence
-    /// kept for its record.
+    /// A flow with a final verdict: slot and index entry (its features are
+    /// released; its evidence went out with the verdict event).
     pub decided: usize,
-    /// Of `decided`, the evidence kept for the record (chi2 values, classes).
+    /// What a decided flow adds when the classifier keeps the evidence for
+    /// the flow's record ([`Classifier::keep_evidence_for_records`], as
+    /// `classify` does for the chi2 values it prints).
     pub decided_evidence: usize,
 }
 
@@ -114,12 +227,10 @@ pub struct FlowMemory {
 /// are counted at their size; the allocator's own rounding is not).
 pub fn flow_memory() -> FlowMemory {
     let table = FlowTable::<FlowState>::bytes_per_flow();
-    let features = std::mem::size_of::<[DirState; 2]>();
-    let decided = std::mem::size_of::<Decided>();
     FlowMemory {
-        undecided: table + features,
-        decided: table + decided,
-        decided_evidence: decided,
+        undecided: table + std::mem::size_of::<OpenState>(),
+        decided: table,
+        decided_evidence: std::mem::size_of::<[DirectionEvidence; 2]>(),
     }
 }
 
@@ -157,6 +268,10 @@ pub struct FlowRecord {
     pub func_messages: u32,
     /// See `func_messages`.
     pub known_func: u32,
+    /// The verdict became final before the flow ended, and the classifier
+    /// did not keep the evidence for the record: `directions[..].evidence`
+    /// are empty, the evidence went out with the [`Event::Verdict`].
+    pub evidence_released: bool,
 }
 
 impl FlowRecord {
@@ -186,6 +301,9 @@ impl FlowRecord {
 }
 
 /// What the classifier reports.
+// The verdict's evidence is inline: events go through a reused buffer, and
+// boxing it would allocate once per verdict on the packet path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A flow was recognised as Skype while still open.
@@ -194,6 +312,9 @@ pub enum Event {
         key: FlowKey,
         /// Its verdict.
         verdict: Verdict,
+        /// The evidence, when the verdict came from the flow's own messages
+        /// (none for an endpoint's verdict).
+        evidence: Option<[DirectionEvidence; 2]>,
     },
     /// A flow ended; its final record.
     FlowEnded(Box<FlowRecord>),
@@ -238,6 +359,8 @@ pub struct Classifier {
     endpoint_log: Option<Vec<EndpointObservation>>,
     /// The capture-wide number of the frame being pushed (for the log).
     frame_seq: u64,
+    /// Whether decided flows keep their evidence for their records.
+    keep_evidence: bool,
 }
 
 /// One message as an endpoint sees it, logged by a shard for replay.
@@ -295,7 +418,17 @@ impl Classifier {
             last_expiry: Timestamp(i64::MIN),
             endpoint_log: None,
             frame_seq: 0,
+            keep_evidence: false,
         }
+    }
+
+    /// Keeps each decided flow's evidence until the flow ends, for its
+    /// record (what offline analysis prints). Off by default: a decided flow
+    /// then costs only its table slot, and its evidence goes out with the
+    /// [`Event::Verdict`]; the flow's [`FlowRecord`] says
+    /// `evidence_released`.
+    pub fn keep_evidence_for_records(&mut self, keep: bool) {
+        self.keep_evidence = keep;
     }
 
     /// Logs endpoint observations instead of applying them: for a shard of
@@ -379,17 +512,11 @@ impl Classifier {
             stats,
             endpoint_log,
             frame_seq,
+            keep_evidence,
             ..
         } = self;
         let mut ended_here: Vec<EndedFlow<FlowState>> = Vec::new();
-        let update = table.update(
-            &p,
-            |_| FlowState {
-                dirs: Some(Box::default()),
-                ..FlowState::default()
-            },
-            &mut |f| ended_here.push(f),
-        );
+        let update = table.update(&p, FlowState::open, &mut |f| ended_here.push(f));
         if update.new_flow {
             stats.flows += 1;
         }
@@ -398,12 +525,15 @@ impl Classifier {
         let direction = update.direction;
         let state = update.state;
         if p.payload.len() >= 3 {
-            state.func_messages = state.func_messages.saturating_add(1);
+            let (func_messages, known_func) = state.func_counts_mut();
+            *func_messages = func_messages.saturating_add(1);
             if *known_mask & (1u32 << crate::features::FuncCounts::slot(p.payload[2])) != 0 {
-                state.known_func = state.known_func.saturating_add(1);
+                *known_func = known_func.saturating_add(1);
             }
         }
-        if let Some(dirs) = state.dirs.as_mut() {
+        let mut final_verdict = None;
+        if let StateInner::Open(open) = &mut state.0 {
+            let dirs = &mut open.dirs;
             let d = &mut dirs[direction.index()];
             let obs = d.features.observe(
                 p.ts,
@@ -417,10 +547,11 @@ impl Classifier {
             let mut changed = false;
             if obs.sampled {
                 let n = d.features.nibbles.samples();
-                if n >= verdict::min_judged_samples(key.transport, config) {
-                    let class =
-                        csc::classify_counts(&d.features.nibbles, key.transport, &config.csc);
+                if n >= verdict::min_judged_samples(p.transport, config) {
+                    // The first Skype class reached stays.
                     if !d.csc.is_skype() {
+                        let class =
+                            csc::classify_counts(&d.features.nibbles, p.transport, &config.csc);
                         d.csc = class;
                         if class.is_skype() {
                             d.csc_at =
@@ -434,46 +565,54 @@ impl Classifier {
                 d.nbc.add(model.nbc.log_odds(&w), &config.nbc);
                 changed = true;
             }
-            if changed && (dirs[0].csc.is_skype() || dirs[1].csc.is_skype()) {
+            let decided_now = |mut v: Verdict| {
+                v.decided_at_packet = Some(counters.total_packets());
+                v.decided_after_seconds =
+                    Some(counters.last_seen.secs_since(counters.first_seen) as f32);
+                v
+            };
+            // A Skype verdict needs a direction with a signature whose
+            // rhythm the NBC has judged and passed (`judge_direction`):
+            // checked first, as it is cheap and the evidence is not.
+            let may_be_skype = |d: &DirState| {
+                d.csc.is_skype() && d.nbc.judged(&config.nbc) && d.nbc.passes(&config.nbc)
+            };
+            if changed && dirs.iter().any(may_be_skype) {
                 let ev = [dirs[0].evidence(config), dirs[1].evidence(config)];
-                let mut v = verdict::judge_flow(&ev, key.transport, config, true);
+                let v = verdict::judge_flow(&ev, p.transport, config, true);
                 if v.label == Label::Skype {
-                    v.decided_at_packet = Some(counters.total_packets());
-                    v.decided_after_seconds =
-                        Some(counters.last_seen.secs_since(counters.first_seen) as f32);
-                    state.finalize(v, ev);
-                    events.push(Event::Verdict { key, verdict: v });
+                    final_verdict = Some((decided_now(v), ev));
                 }
             }
             // A flow whose every active direction is settled as not Skype is
             // final: its state is released.
-            if changed && state.dirs.is_some() {
-                if let Some(dirs) = state.dirs.as_ref() {
-                    let settled = |d: &DirState| {
-                        d.features.dft.packets == 0
-                            || (!d.csc.is_skype()
-                                && d.features.sampled_total >= u32::from(CSC_WINDOW_PACKETS))
-                            || (d.nbc.windows >= config.verdict.settle_nbc_windows
-                                && !d.nbc.passes(&config.nbc))
-                    };
-                    if dirs.iter().all(settled) {
-                        let ev = [dirs[0].evidence(config), dirs[1].evidence(config)];
-                        let mut v = verdict::judge_flow(&ev, key.transport, config, false);
-                        if v.label != Label::Skype {
-                            v.label = Label::NotSkype;
-                            v.via = Some(Via::Flow);
-                            v.decided_at_packet = Some(counters.total_packets());
-                            v.decided_after_seconds =
-                                Some(counters.last_seen.secs_since(counters.first_seen) as f32);
-                            state.finalize(v, ev);
-                            events.push(Event::Verdict { key, verdict: v });
-                        }
-                    }
+            let settled = |d: &DirState| {
+                d.features.dft.packets == 0
+                    || (!d.csc.is_skype()
+                        && d.features.sampled_total >= u32::from(CSC_WINDOW_PACKETS))
+                    || (d.nbc.windows >= config.verdict.settle_nbc_windows
+                        && !d.nbc.passes(&config.nbc))
+            };
+            if changed && final_verdict.is_none() && dirs.iter().all(settled) {
+                let ev = [dirs[0].evidence(config), dirs[1].evidence(config)];
+                let mut v = verdict::judge_flow(&ev, p.transport, config, false);
+                if v.label != Label::Skype {
+                    v.label = Label::NotSkype;
+                    v.via = Some(Via::Flow);
+                    final_verdict = Some((decided_now(v), ev));
                 }
             }
         }
+        if let Some((v, ev)) = final_verdict {
+            state.finalize(v, ev, *keep_evidence);
+            events.push(Event::Verdict {
+                key: key.flow_key(),
+                verdict: v,
+                evidence: Some(ev),
+            });
+        }
         // Endpoint correlation: both UDP endpoints see the message.
-        if key.transport == Transport::Udp
+        if p.transport == Transport::Udp
             && config.endpoint.enabled
             && p.payload.len() >= 3
             && counters.packets[direction.index()] <= config.endpoint.max_messages_per_flow
@@ -523,27 +662,28 @@ impl Classifier {
                 }
             }
             // The open flow itself, if its endpoint is (now) recognised.
+            let (func_messages, known_func) = state.func_counts();
             if state.verdict().label != Label::Skype
                 && (endpoints.is_recognised(&local_fwd) || endpoints.is_recognised(&remote_fwd))
-                && flow_agrees(state.func_messages, state.known_func, &config.endpoint)
+                && flow_agrees(func_messages, known_func, &config.endpoint)
             {
                 let previous = state.verdict().label;
                 let v = Verdict {
                     label: Label::Skype,
                     kind: Some(Kind::Signalling),
-                    confidence: endpoint_confidence(state.func_messages, state.known_func),
+                    confidence: endpoint_confidence(func_messages, known_func),
                     decided_at_packet: Some(counters.total_packets()),
                     decided_after_seconds: Some(
                         counters.last_seen.secs_since(counters.first_seen) as f32
                     ),
                     via: Some(Via::Endpoint),
                 };
-                let d = state.decided.get_or_insert_with(Box::default);
-                if previous == Label::NotSkype {
-                    d.revised_from = Some(Label::NotSkype);
-                }
-                d.verdict = v;
-                events.push(Event::Verdict { key, verdict: v });
+                state.set_verdict(v, (previous == Label::NotSkype).then_some(Label::NotSkype));
+                events.push(Event::Verdict {
+                    key: key.flow_key(),
+                    verdict: v,
+                    evidence: None,
+                });
             }
         }
         for f in ended_here {
@@ -602,23 +742,33 @@ impl Classifier {
             end,
             state,
         } = f;
-        let frozen = state.decided.as_ref().and_then(|d| d.evidence);
-        let (evidence, csc_at, verdict) = match (frozen, &state.dirs) {
-            (Some(fr), _) => (
-                fr,
-                [
-                    fr[0].csc_first_at.map(u64::from),
-                    fr[1].csc_first_at.map(u64::from),
-                ],
-                state.verdict(),
-            ),
-            (None, Some(dirs)) => {
+        let mut evidence_released = false;
+        let (evidence, csc_at, verdict) = match &state.0 {
+            StateInner::Final(f) => {
+                let ev = match &f.evidence {
+                    Some(ev) => **ev,
+                    None => {
+                        evidence_released = true;
+                        [DirectionEvidence::default(); 2]
+                    }
+                };
+                (
+                    ev,
+                    [
+                        ev[0].csc_first_at.map(u64::from),
+                        ev[1].csc_first_at.map(u64::from),
+                    ],
+                    state.verdict(),
+                )
+            }
+            StateInner::Open(open) => {
+                let dirs = &open.dirs;
                 let ev = [
                     dirs[0].evidence(&self.config),
                     dirs[1].evidence(&self.config),
                 ];
-                let mut v = if state.verdict().label == Label::Skype {
-                    state.verdict()
+                let mut v = if open.verdict.label == Label::Skype {
+                    open.verdict
                 } else {
                     verdict::judge_flow(&ev, key.transport, &self.config, false)
                 };
@@ -633,12 +783,8 @@ impl Classifier {
                     v,
                 )
             }
-            (None, None) => (
-                [DirectionEvidence::default(); 2],
-                [None, None],
-                state.verdict(),
-            ),
         };
+        let (func_messages, known_func) = state.func_counts();
         let dir = |d: Direction| DirectionRecord {
             packets: counters.packets[d.index()],
             payload_bytes: counters.payload_bytes[d.index()],
@@ -651,10 +797,11 @@ impl Classifier {
             last_seen: counters.last_seen,
             end,
             verdict,
-            revised_from: state.decided.as_ref().and_then(|d| d.revised_from),
+            revised_from: state.revised_from(),
             directions: [dir(Direction::Forward), dir(Direction::Backward)],
-            func_messages: state.func_messages,
-            known_func: state.known_func,
+            func_messages,
+            known_func,
+            evidence_released,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! eviction of the longest idle in O(1) per packet.
 
 use ahash::RandomState;
-use std::collections::HashMap;
+use hashbrown::HashTable;
 use std::net::IpAddr;
 
 use crate::config::FlowTableConfig;
@@ -70,18 +70,37 @@ impl FlowKey {
     }
 }
 
-/// The canonical key packed into integers for the table's index: both
-/// addresses as 128-bit numbers (IPv4 mapped into IPv6), lower endpoint
-/// first. Hashing and comparing it costs a few instructions, where the
-/// `IpAddr` enums of [`FlowKey`] cost a branch per field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The canonical 5-tuple as the table stores and indexes it: both addresses
+/// as 128-bit numbers (IPv4 mapped into IPv6), the lower (address, port)
+/// first, then the ports and the transport. Hashing and comparing it costs a
+/// few instructions, where the `IpAddr` enums of [`FlowKey`] cost a branch
+/// per field. It is stored once per flow, in the flow's slot; the index holds
+/// only slot numbers. The slot's flags ride in the key's padding and are not
+/// part of its identity.
+#[derive(Debug, Clone, Copy)]
 struct PackedKey {
-    lo: u128,
-    hi: u128,
-    /// Low port in the upper half, high port in the lower, then transport.
+    lo: [u64; 2],
+    hi: [u64; 2],
+    /// Low port in the upper half, high port in the lower.
     ports: u32,
-    transport: u8,
+    /// Transport (0 UDP, 1 TCP), plus `PROTO_V6` for IPv6 (so that an IPv6
+    /// flow between IPv4-mapped addresses is not an IPv4 flow).
+    proto: u8,
+    /// The slot's `FLAG_*` bits (0 in a packet's key).
+    flags: u8,
 }
+
+impl PartialEq for PackedKey {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.lo == other.lo
+            && self.hi == other.hi
+            && self.ports == other.ports
+            && self.proto == other.proto
+    }
+}
+
+const PROTO_V6: u8 = 0x80;
 
 fn addr_bits(ip: &IpAddr) -> u128 {
     match ip {
@@ -90,21 +109,79 @@ fn addr_bits(ip: &IpAddr) -> u128 {
     }
 }
 
+fn split(x: u128) -> [u64; 2] {
+    [(x >> 64) as u64, x as u64]
+}
+
+fn join(x: [u64; 2]) -> u128 {
+    (u128::from(x[0]) << 64) | u128::from(x[1])
+}
+
 impl PackedKey {
+    /// The canonical key of a packet from `a`:`ap` to `b`:`bp`, and whether
+    /// `a`:`ap` is the lower endpoint.
     #[inline]
-    fn of(transport: Transport, a: &IpAddr, ap: u16, b: &IpAddr, bp: u16) -> PackedKey {
+    fn of(transport: Transport, a: &IpAddr, ap: u16, b: &IpAddr, bp: u16) -> (PackedKey, bool) {
         let (x, y) = ((addr_bits(a), ap), (addr_bits(b), bp));
-        let ((lo, lp), (hi, hp)) = if x <= y { (x, y) } else { (y, x) };
-        PackedKey {
-            lo,
-            hi,
+        let a_is_lo = x <= y;
+        let ((lo, lp), (hi, hp)) = if a_is_lo { (x, y) } else { (y, x) };
+        let v6 = if a.is_ipv6() { PROTO_V6 } else { 0 };
+        let key = PackedKey {
+            lo: split(lo),
+            hi: split(hi),
             ports: (u32::from(lp) << 16) | u32::from(hp),
-            transport: transport as u8,
+            proto: transport as u8 | v6,
+            flags: 0,
+        };
+        (key, a_is_lo)
+    }
+
+    /// The index hash: keyed (`ahash` with random keys), so that crafted
+    /// 5-tuples cannot flood one bucket.
+    #[inline]
+    fn hash(&self, state: &RandomState) -> u64 {
+        state.hash_one((
+            self.lo[0],
+            self.lo[1],
+            self.hi[0],
+            self.hi[1],
+            (u64::from(self.ports) << 8) | u64::from(self.proto),
+        ))
+    }
+
+    fn transport(&self) -> Transport {
+        if self.proto & 1 == 1 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
         }
     }
 
-    fn of_key(k: &FlowKey) -> PackedKey {
-        Self::of(k.transport, &k.src_ip, k.src_port, &k.dst_ip, k.dst_port)
+    fn addr(&self, bits: [u64; 2]) -> IpAddr {
+        let x = join(bits);
+        if self.proto & PROTO_V6 != 0 {
+            IpAddr::V6(x.into())
+        } else {
+            IpAddr::V4((x as u32).into())
+        }
+    }
+
+    /// The flow key, the lower endpoint as `src` when `lo_first`.
+    fn flow_key(&self, lo_first: bool) -> FlowKey {
+        let (lo, hi) = (self.addr(self.lo), self.addr(self.hi));
+        let (lp, hp) = ((self.ports >> 16) as u16, self.ports as u16);
+        let k = FlowKey {
+            transport: self.transport(),
+            src_ip: lo,
+            src_port: lp,
+            dst_ip: hi,
+            dst_port: hp,
+        };
+        if lo_first {
+            k
+        } else {
+            k.reversed()
+        }
     }
 }
 
@@ -177,12 +254,11 @@ impl FlowCounters {
     }
 }
 
-/// TCP close tracking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct TcpClose {
-    fin: [bool; 2],
-    rst: bool,
-}
+/// Bits of the slot's flags (kept in `PackedKey::flags`).
+const FLAG_LO_FIRST: u8 = 1; // the initiator is the lower endpoint
+const FLAG_FIN_LO: u8 = 2; // FIN seen from the lower endpoint
+const FLAG_FIN_HI: u8 = 4; // FIN seen from the higher endpoint
+const FLAG_RST: u8 = 8;
 
 const NIL: u32 = u32::MAX;
 
@@ -192,34 +268,57 @@ const LIST_TCP: usize = 1;
 const LIST_CLOSED: usize = 2;
 const LISTS: usize = 3;
 
-/// A flow is moved to the tail of its list at most once per this many
-/// microseconds of capture time: the lists stay ordered to within a second
-/// (the granularity of idle expiry), and most packets touch only their own
-/// slot.
+/// A flow is moved to the tail of its list when its activity enters a new
+/// period of this many microseconds of capture time: the lists stay ordered
+/// by last activity to within that period (a second, the granularity of
+/// idle expiry), and most packets touch only their own slot.
 const RELINK_MICROS: i64 = 1_000_000;
 
+/// One flow in the slab: its key (stored once), counters, TCP close state,
+/// activity-list links and the caller's state. Without the state it is 88
+/// bytes.
 struct Slot<T> {
-    key: FlowKey,
+    /// The key, with the `FLAG_*` bits.
+    key: PackedKey,
     counters: FlowCounters,
-    close: TcpClose,
-    /// When the slot was last put at the tail of its list.
-    linked_at: Timestamp,
-    list: u8,
     prev: u32,
     next: u32,
     state: T,
 }
 
 impl<T> Slot<T> {
-    fn closed(&self) -> bool {
-        self.close.rst || (self.close.fin[0] && self.close.fin[1])
+    fn rst(&self) -> bool {
+        self.key.flags & FLAG_RST != 0
     }
 
-    fn list_now(&self) -> usize {
-        match self.key.transport {
+    fn closed(&self) -> bool {
+        let fins = FLAG_FIN_LO | FLAG_FIN_HI;
+        self.rst() || self.key.flags & fins == fins
+    }
+
+    fn transport(&self) -> Transport {
+        self.key.transport()
+    }
+
+    /// The list the flow belongs in now.
+    fn list(&self) -> usize {
+        match self.transport() {
             Transport::Udp => LIST_UDP,
             Transport::Tcp if self.closed() => LIST_CLOSED,
             Transport::Tcp => LIST_TCP,
+        }
+    }
+
+    fn flow_key(&self) -> FlowKey {
+        self.key.flow_key(self.key.flags & FLAG_LO_FIRST != 0)
+    }
+
+    /// How a closed connection ended.
+    fn close_reason(&self) -> EndReason {
+        if self.rst() {
+            EndReason::Rst
+        } else {
+            EndReason::Fin
         }
     }
 }
@@ -237,24 +336,46 @@ pub struct EndedFlow<T> {
     pub state: T,
 }
 
-/// What [`FlowTable::update`] hands back for one packet.
+/// What [`FlowTable::update`] hands back for one packet: views into the
+/// flow's slot, nothing copied.
 pub struct Update<'t, T> {
-    /// The flow's key.
-    pub key: FlowKey,
     /// The packet's direction in its flow.
     pub direction: Direction,
     /// Whether this packet created the flow.
     pub new_flow: bool,
     /// The flow's counters, already counting this packet.
-    pub counters: FlowCounters,
+    pub counters: &'t FlowCounters,
     /// The flow's state, for the caller to update.
     pub state: &'t mut T,
+    /// The flow's key as stored.
+    pub key: KeyRef<'t>,
+}
+
+/// A view of a flow's key as the table stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'t> {
+    key: &'t PackedKey,
+    lo_first: bool,
+}
+
+impl KeyRef<'_> {
+    /// The flow's key, initiator first.
+    pub fn flow_key(&self) -> FlowKey {
+        self.key.flow_key(self.lo_first)
+    }
+
+    /// The flow's transport.
+    pub fn transport(&self) -> Transport {
+        self.key.transport()
+    }
 }
 
 /// The bidirectional flow table.
 pub struct FlowTable<T> {
     config: FlowTableConfig,
-    index: HashMap<PackedKey, u32, RandomState>,
+    /// Slot numbers, found by the hash of the slot's key.
+    index: HashTable<u32>,
+    hasher: RandomState,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<u32>,
     /// Least recently active at the head of each list.
@@ -270,7 +391,8 @@ impl<T> FlowTable<T> {
     /// An empty table.
     pub fn new(config: FlowTableConfig) -> Self {
         FlowTable {
-            index: HashMap::with_hasher(RandomState::new()),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
             head: [NIL; LISTS],
@@ -284,13 +406,13 @@ impl<T> FlowTable<T> {
     }
 
     /// Bytes the table itself spends per flow: the slab slot with its state
-    /// value, and the index entry (key and slot number, hashbrown's control
+    /// value, and the index entry (a slot number and hashbrown's control
     /// byte, at its maximum load of 7/8). Heap memory the state points to is
     /// not included.
     pub fn bytes_per_flow() -> usize {
         let slot = std::mem::size_of::<Option<Slot<T>>>();
-        let entry = std::mem::size_of::<(PackedKey, u32)>() + 1;
-        slot + entry * 8 / 7
+        let entry = std::mem::size_of::<u32>() + 1;
+        slot + (entry * 8).div_ceil(7)
     }
 
     /// Flows currently held.
@@ -321,9 +443,10 @@ impl<T> FlowTable<T> {
         self.slots.get_mut(i as usize).and_then(|s| s.as_mut())
     }
 
-    fn unlink(&mut self, i: u32) {
-        let (prev, next, l) = match self.slot(i) {
-            Some(s) => (s.prev, s.next, usize::from(s.list)),
+    /// Takes slot `i` out of list `l`.
+    fn unlink(&mut self, i: u32, l: usize) {
+        let (prev, next) = match self.slot(i) {
+            Some(s) => (s.prev, s.next),
             None => return,
         };
         match self.slot_mut(prev) {
@@ -336,17 +459,12 @@ impl<T> FlowTable<T> {
         }
     }
 
-    /// Appends slot `i` to the list its state calls for.
-    fn push_tail(&mut self, i: u32) {
-        let l = match self.slot(i) {
-            Some(s) => s.list_now(),
-            None => return,
-        };
+    /// Appends slot `i` to list `l`.
+    fn push_tail(&mut self, i: u32, l: usize) {
         let tail = self.tail[l];
         if let Some(s) = self.slot_mut(i) {
             s.prev = tail;
             s.next = NIL;
-            s.list = l as u8;
         }
         match self.slot_mut(tail) {
             Some(t) => t.next = i,
@@ -371,82 +489,59 @@ impl<T> FlowTable<T> {
     }
 
     fn remove(&mut self, i: u32, end: EndReason) -> Option<EndedFlow<T>> {
-        self.unlink(i);
+        let l = self.slot(i)?.list();
+        self.unlink(i, l);
         let slot = self.slots.get_mut(i as usize)?.take()?;
-        self.index.remove(&PackedKey::of_key(&slot.key));
+        let hash = slot.key.hash(&self.hasher);
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
         self.free.push(i);
         Some(EndedFlow {
-            key: slot.key,
+            key: slot.flow_key(),
             counters: slot.counters,
             end,
             state: slot.state,
         })
     }
 
-    /// Why the flow in slot `i` is over at time `now`, if it is.
+    /// Why the flow in slot `s` is over at time `now`, if it is.
     fn expiry(&self, s: &Slot<T>, now: Timestamp) -> Option<EndReason> {
         let idle = now.secs_since(s.counters.last_seen);
         let closed = s.closed();
-        if s.key.transport == Transport::Tcp && closed && idle >= self.config.tcp_close_linger {
-            return Some(if s.close.rst {
-                EndReason::Rst
-            } else {
-                EndReason::Fin
-            });
+        let transport = s.transport();
+        if transport == Transport::Tcp && closed && idle >= self.config.tcp_close_linger {
+            return Some(s.close_reason());
         }
-        let timeout = match s.key.transport {
+        let timeout = match transport {
             Transport::Udp => self.config.udp_idle_timeout,
             Transport::Tcp => self.config.tcp_idle_timeout,
         };
         (idle >= timeout).then_some(if closed {
-            if s.close.rst {
-                EndReason::Rst
-            } else {
-                EndReason::Fin
-            }
+            s.close_reason()
         } else {
             EndReason::Idle
         })
     }
 
-    /// The timeout of list `l`.
-    fn list_timeout(&self, l: usize) -> f64 {
-        match l {
-            LIST_UDP => self.config.udp_idle_timeout,
-            LIST_TCP => self.config.tcp_idle_timeout,
-            _ => self.config.tcp_close_linger,
-        }
-    }
-
     /// Ends the flows that are over at time `now` (idle, or closed and past
     /// their linger), handing each to `ended`. Each list holds flows of one
-    /// timeout ordered by when they were linked; a flow at the head that was
-    /// active since is moved to the tail, and the scan stops at the first
-    /// flow linked too recently to be over: the cost is the number of flows
-    /// ended or moved, plus three.
+    /// timeout, ordered by last activity to within `RELINK_MICROS`; the scan
+    /// stops at the first flow that is not over: the cost is the number of
+    /// flows ended, plus three. A flow is ended at most `RELINK_MICROS` after
+    /// its time (a packet arriving meanwhile still starts a new flow, as
+    /// [`FlowTable::update`] checks the idle time exactly).
     pub fn expire(&mut self, now: Timestamp, ended: &mut impl FnMut(EndedFlow<T>)) {
         for l in 0..LISTS {
-            let timeout = self.list_timeout(l);
             loop {
                 let i = self.head[l];
-                let (reason, stale) = match self.slot(i) {
-                    Some(s) => (self.expiry(s, now), now.secs_since(s.linked_at) >= timeout),
+                let reason = match self.slot(i) {
+                    Some(s) => self.expiry(s, now),
                     None => break,
                 };
-                if let Some(reason) = reason {
-                    match self.remove(i, reason) {
-                        Some(f) => ended(f),
-                        None => break,
-                    }
-                } else if stale {
-                    // Active since it was linked: move it to the tail.
-                    self.unlink(i);
-                    self.push_tail(i);
-                    if let Some(s) = self.slot_mut(i) {
-                        s.linked_at = s.counters.last_seen;
-                    }
-                } else {
-                    break;
+                match reason.and_then(|r| self.remove(i, r)) {
+                    Some(f) => ended(f),
+                    None => break,
                 }
             }
         }
@@ -459,26 +554,27 @@ impl<T> FlowTable<T> {
     pub fn update<'t>(
         &'t mut self,
         p: &Packet<'_>,
-        new_state: impl FnOnce(&FlowKey) -> T,
+        new_state: impl FnOnce() -> T,
         ended: &mut impl FnMut(EndedFlow<T>),
     ) -> Update<'t, T> {
-        let canon = PackedKey::of(p.transport, &p.src_ip, p.src_port, &p.dst_ip, p.dst_port);
-        let found = self.index.get(&canon).copied();
-        self.update_found(p, canon, found, new_state, ended)
-    }
-
-    fn update_found<'t>(
-        &'t mut self,
-        p: &Packet<'_>,
-        canon: PackedKey,
-        mut found: Option<u32>,
-        new_state: impl FnOnce(&FlowKey) -> T,
-        ended: &mut impl FnMut(EndedFlow<T>),
-    ) -> Update<'t, T> {
+        let (canon, src_is_lo) =
+            PackedKey::of(p.transport, &p.src_ip, p.src_port, &p.dst_ip, p.dst_port);
+        let hash = canon.hash(&self.hasher);
+        let slots = &self.slots;
+        let mut found = self
+            .index
+            .find(hash, |&i| {
+                slots
+                    .get(i as usize)
+                    .and_then(|s| s.as_ref())
+                    .is_some_and(|s| s.key == canon)
+            })
+            .copied();
         if p.ts > self.now {
             self.now = p.ts;
         }
-        // A SYN (without ACK) on a closed connection opens a new one.
+        // A flow that is over (idle, or closed and reopened by a SYN without
+        // ACK) ends here, and the packet opens a new one.
         if let Some(i) = found {
             if let Some(s) = self.slot(i) {
                 let closed = s.closed();
@@ -489,12 +585,13 @@ impl<T> FlowTable<T> {
                 } else {
                     None
                 };
-                if (closed && p.tcp_flags.syn && !p.tcp_flags.ack) || idle.is_some() {
-                    let reason = idle.unwrap_or(if s.close.rst {
-                        EndReason::Rst
-                    } else {
-                        EndReason::Fin
-                    });
+                let reopened = closed && p.tcp_flags.syn && !p.tcp_flags.ack;
+                let over = if reopened || idle.is_some() {
+                    Some(idle.unwrap_or(s.close_reason()))
+                } else {
+                    None
+                };
+                if let Some(reason) = over {
                     if let Some(f) = self.remove(i, reason) {
                         ended(f);
                     }
@@ -504,104 +601,113 @@ impl<T> FlowTable<T> {
         }
         let (i, new_flow) = match found {
             Some(i) => (i, false),
-            None => {
-                if self.index.len() >= self.config.max_flows.max(1) {
-                    let oldest = self.oldest();
-                    if let Some(f) = self.remove(oldest, EndReason::Evicted) {
-                        ended(f);
-                    }
-                }
-                let key = FlowKey::of(p);
-                let slot = Slot {
-                    key,
-                    counters: FlowCounters {
-                        first_seen: p.ts,
-                        last_seen: p.ts,
-                        packets: [0, 0],
-                        payload_bytes: [0, 0],
-                    },
-                    close: TcpClose::default(),
-                    linked_at: p.ts,
-                    list: 0,
-                    prev: NIL,
-                    next: NIL,
-                    state: new_state(&key),
-                };
-                let i = match self.free.pop() {
-                    Some(i) => {
-                        self.slots[i as usize] = Some(slot);
-                        i
-                    }
-                    None => {
-                        self.slots.push(Some(slot));
-                        (self.slots.len() - 1) as u32
-                    }
-                };
-                self.index.insert(canon, i);
-                self.peak = self.peak.max(self.index.len());
-                (i, true)
-            }
+            None => (
+                self.insert(p, canon, src_is_lo, hash, new_state, ended),
+                true,
+            ),
         };
-        let slot = match self.slots.get_mut(i as usize).and_then(|s| s.as_mut()) {
-            Some(s) => s,
+        let Some(slot) = self.slots.get_mut(i as usize).and_then(|s| s.as_mut()) else {
             // Unreachable: `i` was just found or inserted.
-            None => unreachable!("flow slot vanished"),
+            unreachable!("flow slot vanished")
         };
-        let direction = if slot.key.src_ip == p.src_ip && slot.key.src_port == p.src_port {
+        let lo_first = slot.key.flags & FLAG_LO_FIRST != 0;
+        let direction = if src_is_lo == lo_first {
             Direction::Forward
         } else {
             Direction::Backward
         };
         let d = direction.index();
+        let list_before = slot.list();
         let c = &mut slot.counters;
+        let period_before = c.last_seen.0.div_euclid(RELINK_MICROS);
         if p.ts > c.last_seen {
             c.last_seen = p.ts;
         }
         c.packets[d] = c.packets[d].saturating_add(1);
         c.payload_bytes[d] = c.payload_bytes[d].saturating_add(u64::from(p.payload_len));
         if p.tcp_flags.fin {
-            slot.close.fin[d] = true;
+            slot.key.flags |= if src_is_lo { FLAG_FIN_LO } else { FLAG_FIN_HI };
         }
         if p.tcp_flags.rst {
-            slot.close.rst = true;
+            slot.key.flags |= FLAG_RST;
         }
         // Re-link at the tail of the list its (possibly new) state calls for,
-        // when new, when its list changes, or once per RELINK_MICROS.
-        let relink = new_flow
-            || usize::from(slot.list) != slot.list_now()
-            || p.ts.0.saturating_sub(slot.linked_at.0) >= RELINK_MICROS;
-        if relink {
-            slot.linked_at = p.ts.max(slot.linked_at);
-            if !new_flow {
-                self.unlink(i);
-            }
-            self.push_tail(i);
+        // when its list changes (a FIN or RST, also on a flow's first
+        // packet) or its activity enters a new period.
+        let list_now = slot.list();
+        if list_now != list_before
+            || (!new_flow && slot.counters.last_seen.0.div_euclid(RELINK_MICROS) != period_before)
+        {
+            self.unlink(i, list_before);
+            self.push_tail(i, list_now);
         }
-        let slot = match self.slots.get_mut(i as usize).and_then(|s| s.as_mut()) {
-            Some(s) => s,
-            None => unreachable!("flow slot vanished"),
+        let Some(slot) = self.slots.get_mut(i as usize).and_then(|s| s.as_mut()) else {
+            unreachable!("flow slot vanished")
         };
         Update {
-            key: slot.key,
             direction,
             new_flow,
-            counters: slot.counters,
+            counters: &slot.counters,
             state: &mut slot.state,
+            key: KeyRef {
+                key: &slot.key,
+                lo_first,
+            },
         }
     }
 
-    /// Visits every flow still held.
-    pub fn for_each(&self, mut f: impl FnMut(&FlowKey, &FlowCounters, &T)) {
-        for s in self.slots.iter().flatten() {
-            f(&s.key, &s.counters, &s.state);
+    /// Makes a new flow for a packet not in the table (evicting the longest
+    /// idle one when full) and returns its slot number.
+    fn insert(
+        &mut self,
+        p: &Packet<'_>,
+        key: PackedKey,
+        src_is_lo: bool,
+        hash: u64,
+        new_state: impl FnOnce() -> T,
+        ended: &mut impl FnMut(EndedFlow<T>),
+    ) -> u32 {
+        if self.index.len() >= self.config.max_flows.max(1) {
+            let oldest = self.oldest();
+            if let Some(f) = self.remove(oldest, EndReason::Evicted) {
+                ended(f);
+            }
         }
-    }
-
-    /// Visits every flow still held, mutably.
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(&FlowKey, &FlowCounters, &mut T)) {
-        for s in self.slots.iter_mut().flatten() {
-            f(&s.key, &s.counters, &mut s.state);
-        }
+        let mut key = key;
+        key.flags = if src_is_lo { FLAG_LO_FIRST } else { 0 };
+        let slot = Slot {
+            key,
+            counters: FlowCounters {
+                first_seen: p.ts,
+                last_seen: p.ts,
+                packets: [0, 0],
+                payload_bytes: [0, 0],
+            },
+            prev: NIL,
+            next: NIL,
+            state: new_state(),
+        };
+        let list = slot.list();
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(slot);
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, i, |&j| {
+            slots
+                .get(j as usize)
+                .and_then(|s| s.as_ref())
+                .map_or(0, |s| s.key.hash(hasher))
+        });
+        self.peak = self.peak.max(self.index.len());
+        self.push_tail(i, list);
+        i
     }
 
     /// Ends every flow still held, with reason `capture_end` (or `fin`/`rst`
@@ -613,8 +719,7 @@ impl<T> FlowTable<T> {
                 break;
             }
             let reason = match self.slot(i) {
-                Some(s) if s.close.rst => EndReason::Rst,
-                Some(s) if s.close.fin[0] && s.close.fin[1] => EndReason::Fin,
+                Some(s) if s.closed() => s.close_reason(),
                 _ => EndReason::CaptureEnd,
             };
             match self.remove(i, reason) {
@@ -648,7 +753,7 @@ mod tests {
 
     fn run(table: &mut FlowTable<u32>, p: &Packet<'_>, out: &mut Vec<EndedFlow<u32>>) -> Direction {
         table.expire(p.ts, &mut |f| out.push(f));
-        let u = table.update(p, |_| 0, &mut |f| out.push(f));
+        let u = table.update(p, || 0, &mut |f| out.push(f));
         *u.state += 1;
         u.direction
     }
@@ -700,11 +805,11 @@ mod tests {
         // No expire() call in between: update() itself notices.
         let u = t.update(
             &pkt(500.0, (2, 2), (1, 1), Transport::Udp),
-            |_| 0,
+            || 0,
             &mut |f| out.push(f),
         );
         assert!(u.new_flow);
-        assert_eq!(u.key.src_port, 2);
+        assert_eq!(u.key.flow_key().src_port, 2);
         assert_eq!(out.len(), 1);
     }
 

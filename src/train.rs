@@ -75,7 +75,7 @@ pub fn capture_windows(
     };
     let _ = cap.for_each(|raw| {
         if let Ok(p) = decode(raw) {
-            let u = table.update(&p, |_| Extract::default(), &mut done);
+            let u = table.update(&p, Extract::default, &mut done);
             let d = &mut u.state.dirs[u.direction.index()];
             let obs = d.observe(
                 p.ts,
@@ -93,6 +93,9 @@ pub fn capture_windows(
         true
     });
     table.drain(&mut done);
+    // In key order (flows of one key in time order), so that the model does
+    // not depend on the order in which the table happens to end flows.
+    out.sort_by_key(|f| f.key);
     Ok(out)
 }
 

@@ -259,13 +259,13 @@ pub fn judge_flow(
             return Verdict::default();
         }
     }
-    let skype: Vec<usize> = (0..2)
+    if let Some(best) = (0..2)
         .filter(|&d| states[d] == DirectionState::Skype)
-        .collect();
-    if let Some(&best) = skype.iter().max_by(|&&a, &&b| {
-        skype_confidence(&dirs[a], transport, config)
-            .total_cmp(&skype_confidence(&dirs[b], transport, config))
-    }) {
+        .max_by(|&a, &b| {
+            skype_confidence(&dirs[a], transport, config)
+                .total_cmp(&skype_confidence(&dirs[b], transport, config))
+        })
+    {
         return Verdict {
             label: Label::Skype,
             kind: Kind::of(dirs[best].csc),

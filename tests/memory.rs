@@ -10,5 +10,5 @@ fn flow_memory_is_bounded() {
         m.undecided, m.decided, m.decided_evidence
     );
     assert!(m.undecided <= 1024, "undecided flow: {} bytes", m.undecided);
-    assert!(m.decided <= 512, "decided flow: {} bytes", m.decided);
+    assert!(m.decided <= 128, "decided flow: {} bytes", m.decided);
 }
