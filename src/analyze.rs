@@ -12,6 +12,7 @@ use crate::capture::{Capture, CaptureError};
 use crate::classifier::{replay_endpoints, revise_with, Classifier, Event, FlowRecord, RunStats};
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
+use crate::flow::{FlowHasher, FlowLookup};
 use crate::model::Model;
 
 /// The result of analysing one capture.
@@ -90,7 +91,7 @@ pub fn analyze_file_parallel(
 }
 
 /// Frames per batch handed from the reader to a worker.
-const BATCH_FRAMES: usize = 512;
+const BATCH_FRAMES: usize = 1024;
 
 /// Frames copied out of libpcap's buffer for one worker.
 #[derive(Default)]
@@ -106,9 +107,10 @@ struct Shard {
     log: Vec<crate::classifier::EndpointObservation>,
 }
 
-/// Analyses one capture with `threads` workers: the reading thread decodes
-/// each frame far enough to shard its flow by a symmetric hash of the
-/// 5-tuple (both directions to the same worker) and hands batches of
+/// Analyses one capture with `threads` workers: the reading thread reads
+/// each frame's 5-tuple in place (decoding only frames other than plain
+/// Ethernet + IP + UDP/TCP), shards the flow by a keyed symmetric hash of
+/// the 5-tuple (both directions go to the same worker) and hands batches of
 /// copied frames to the workers, each a [`Classifier`] of its own. Endpoint
 /// evidence spans shards, so the workers log it and it is replayed in
 /// capture order at the end, as one thread would apply it: the verdicts are
@@ -126,12 +128,12 @@ pub fn analyze_capture_parallel(
     }
     let start = Instant::now();
     let link_type = cap.link_type();
-    let state = ahash::RandomState::new();
+    let hasher = FlowHasher::new();
     let (pool_tx, pool_rx) = mpsc::channel::<Batch>();
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     for _ in 0..threads {
-        let (tx, rx) = mpsc::sync_channel::<Batch>(8);
+        let (tx, rx) = mpsc::sync_channel::<Batch>(2);
         senders.push(tx);
         let pool_tx = pool_tx.clone();
         let model = model.clone();
@@ -155,10 +157,10 @@ pub fn analyze_capture_parallel(
                         orig_len,
                     };
                     let _ = c.push(&raw);
-                    for e in c.drain_events() {
-                        if let Event::FlowEnded(r) = e {
-                            records.push(*r);
-                        }
+                }
+                for e in c.drain_events() {
+                    if let Event::FlowEnded(r) = e {
+                        records.push(*r);
                     }
                 }
                 batch.data.clear();
@@ -184,23 +186,28 @@ pub fn analyze_capture_parallel(
     let mut seq = 0u64;
     let result = cap.for_each(|raw| {
         seq += 1;
-        reader_stats.frames += 1;
-        let p = match crate::packet::decode(raw) {
-            Ok(p) => p,
-            Err(reason) => {
-                reader_stats.skipped.add(reason);
-                return true;
-            }
+        let lookup = match FlowLookup::of_plain_frame(raw, &hasher) {
+            Some(l) => l,
+            None => match crate::packet::decode(raw) {
+                Ok(p) => FlowLookup::of(&p, &hasher),
+                Err(reason) => {
+                    reader_stats.frames += 1;
+                    reader_stats.skipped.add(reason);
+                    return true;
+                }
+            },
         };
-        let shard = (crate::flow::FlowKey::of(&p).symmetric_hash(&state) % threads as u64) as usize;
-        let b = &mut current[shard];
+        let shard = lookup.shard(threads);
+        let Some(b) = current.get_mut(shard) else {
+            return false;
+        };
         let at = b.data.len() as u32;
         b.data.extend_from_slice(raw.data);
         b.frames
             .push((seq, raw.ts.0, raw.orig_len, at, raw.data.len() as u32));
         if b.frames.len() >= BATCH_FRAMES {
             let fresh = pool_rx.try_recv().unwrap_or_default();
-            let full = std::mem::replace(&mut current[shard], fresh);
+            let full = std::mem::replace(b, fresh);
             if senders[shard].send(full).is_err() {
                 return false;
             }
@@ -220,6 +227,7 @@ pub fn analyze_capture_parallel(
         if let Ok(s) = h.join() {
             records.extend(s.records);
             log.extend(s.log);
+            stats.frames += s.stats.frames;
             stats.packets += s.stats.packets;
             stats.flows += s.stats.flows;
             stats.peak_flows += s.stats.peak_flows;

@@ -11,7 +11,7 @@ use crate::config::{FlowTableConfig, MethodConfig, CSC_GROUPS, CSC_WINDOW_PACKET
 use crate::csc::{self, CscClass};
 use crate::endpoint::{EndpointKey, EndpointTable};
 use crate::features::{func_mask, DirectionFeatures};
-use crate::flow::{Direction, EndReason, EndedFlow, FlowKey, FlowTable};
+use crate::flow::{Direction, EndReason, EndedFlow, FlowKey, FlowLookup, FlowTable};
 use crate::model::Model;
 use crate::nbc::NbcScore;
 use crate::packet::{self, RawPacket, SkipCounts, SkipReason, Timestamp, Transport};
@@ -490,12 +490,12 @@ impl Classifier {
                 return Err(reason);
             }
         };
-        self.push_decoded(&p);
+        let lookup = self.table.lookup(&p);
+        self.push_decoded(&p, &lookup);
         Ok(())
     }
 
-    fn push_decoded(&mut self, p: &packet::Packet<'_>) {
-        let p = *p;
+    fn push_decoded(&mut self, p: &packet::Packet<'_>, lookup: &FlowLookup) {
         self.stats.packets += 1;
         if p.ts.0.saturating_sub(self.last_expiry.0) >= EXPIRY_INTERVAL_MICROS {
             self.last_expiry = p.ts;
@@ -516,7 +516,7 @@ impl Classifier {
             ..
         } = self;
         let mut ended_here: Vec<EndedFlow<FlowState>> = Vec::new();
-        let update = table.update(&p, FlowState::open, &mut |f| ended_here.push(f));
+        let update = table.update_with(p, lookup, FlowState::open, &mut |f| ended_here.push(f));
         if update.new_flow {
             stats.flows += 1;
         }

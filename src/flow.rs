@@ -12,7 +12,7 @@ use hashbrown::HashTable;
 use std::net::IpAddr;
 
 use crate::config::FlowTableConfig;
-use crate::packet::{Packet, Timestamp, Transport};
+use crate::packet::{Packet, RawPacket, Timestamp, Transport};
 
 /// A flow's 5-tuple, with the initiator (sender of the first packet seen) as
 /// `src`.
@@ -122,10 +122,25 @@ impl PackedKey {
     /// `a`:`ap` is the lower endpoint.
     #[inline]
     fn of(transport: Transport, a: &IpAddr, ap: u16, b: &IpAddr, bp: u16) -> (PackedKey, bool) {
-        let (x, y) = ((addr_bits(a), ap), (addr_bits(b), bp));
+        Self::of_bits(
+            transport,
+            a.is_ipv6(),
+            (addr_bits(a), ap),
+            (addr_bits(b), bp),
+        )
+    }
+
+    /// The same from addresses as 128-bit numbers (IPv4 mapped).
+    #[inline]
+    fn of_bits(
+        transport: Transport,
+        v6: bool,
+        x: (u128, u16),
+        y: (u128, u16),
+    ) -> (PackedKey, bool) {
         let a_is_lo = x <= y;
         let ((lo, lp), (hi, hp)) = if a_is_lo { (x, y) } else { (y, x) };
-        let v6 = if a.is_ipv6() { PROTO_V6 } else { 0 };
+        let v6 = if v6 { PROTO_V6 } else { 0 };
         let key = PackedKey {
             lo: split(lo),
             hi: split(hi),
@@ -136,17 +151,9 @@ impl PackedKey {
         (key, a_is_lo)
     }
 
-    /// The index hash: keyed (`ahash` with random keys), so that crafted
-    /// 5-tuples cannot flood one bucket.
     #[inline]
-    fn hash(&self, state: &RandomState) -> u64 {
-        state.hash_one((
-            self.lo[0],
-            self.lo[1],
-            self.hi[0],
-            self.hi[1],
-            (u64::from(self.ports) << 8) | u64::from(self.proto),
-        ))
+    fn hash(&self, hasher: &FlowHasher) -> u64 {
+        hasher.hash(self)
     }
 
     fn transport(&self) -> Transport {
@@ -182,6 +189,143 @@ impl PackedKey {
         } else {
             k.reversed()
         }
+    }
+}
+
+/// A packet's flow as the table finds it: the canonical key, which end sent
+/// the packet, and the keyed hash of the key (the same for both directions).
+/// Made once per packet: a sharded reader makes it to pick the worker, whose
+/// table, sharing the hasher, uses it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowLookup {
+    key: PackedKey,
+    hash: u64,
+    src_is_lo: bool,
+}
+
+impl FlowLookup {
+    /// The lookup of `p` with `hasher` (a table's [`FlowTable::hasher`]).
+    #[inline]
+    pub fn of(p: &Packet<'_>, hasher: &FlowHasher) -> FlowLookup {
+        let (key, src_is_lo) =
+            PackedKey::of(p.transport, &p.src_ip, p.src_port, &p.dst_ip, p.dst_port);
+        FlowLookup {
+            hash: key.hash(hasher),
+            key,
+            src_is_lo,
+        }
+    }
+
+    /// The keyed hash of the flow, the same for both directions. Its bits 32
+    /// to 55 are free for sharding: the index uses the low bits for the
+    /// bucket and the top 7 as a tag.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The shard of `shards` this flow belongs to, from the hash's bits 32
+    /// to 55.
+    pub fn shard(&self, shards: usize) -> usize {
+        let bits = (self.hash >> 32) & 0xFF_FFFF;
+        ((bits * shards as u64) >> 24) as usize
+    }
+
+    /// The lookup of a frame's flow read in place, without decoding it, for
+    /// the common case: Ethernet carrying IPv4 without options or
+    /// fragmentation, or IPv6 without extension headers, then UDP or TCP.
+    /// None for any other frame: decode it and use [`FlowLookup::of`],
+    /// which gives the same lookup for the same flow. (Lengths are not
+    /// checked: a frame this accepts but the decoder rejects is counted as
+    /// skipped by whoever decodes it.)
+    #[inline]
+    pub fn of_plain_frame(raw: &RawPacket<'_>, hasher: &FlowHasher) -> Option<FlowLookup> {
+        const ETHERNET: u32 = 1;
+        if raw.link_type != ETHERNET {
+            return None;
+        }
+        let b = raw.data;
+        let u16_at = |at: usize| Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]));
+        let v4_at = |at: usize| {
+            let x: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+            Some(u128::from(u32::from_be_bytes(x)) | (0xFFFFu128 << 32))
+        };
+        let v6_at = |at: usize| {
+            let x: [u8; 16] = b.get(at..at + 16)?.try_into().ok()?;
+            Some(u128::from_be_bytes(x))
+        };
+        let (proto, src, dst, l4, v6) = match u16_at(12)? {
+            0x0800 => {
+                if *b.get(14)? != 0x45 || u16_at(20)? & 0x3FFF != 0 {
+                    return None;
+                }
+                (*b.get(23)?, v4_at(26)?, v4_at(30)?, 34, false)
+            }
+            0x86DD => {
+                if *b.get(14)? >> 4 != 6 {
+                    return None;
+                }
+                (*b.get(20)?, v6_at(22)?, v6_at(38)?, 54, true)
+            }
+            _ => return None,
+        };
+        let transport = match proto {
+            17 => Transport::Udp,
+            6 => Transport::Tcp,
+            _ => return None,
+        };
+        let (key, src_is_lo) =
+            PackedKey::of_bits(transport, v6, (src, u16_at(l4)?), (dst, u16_at(l4 + 2)?));
+        Some(FlowLookup {
+            hash: key.hash(hasher),
+            key,
+            src_is_lo,
+        })
+    }
+}
+
+/// The keyed hash of the flow index: folded 64x64-bit multiplies of the
+/// key's words mixed with secret random keys (the construction of `ahash`'s
+/// and wyhash's portable paths), specialised to the five words of a flow
+/// key. Without the keys, crafted 5-tuples cannot be made to collide, so
+/// they cannot flood one bucket.
+#[derive(Debug, Clone)]
+pub struct FlowHasher {
+    k: [u64; 7],
+}
+
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+impl FlowHasher {
+    /// A hasher with keys from the operating system's random source (by way
+    /// of `ahash`'s random state).
+    pub fn new() -> Self {
+        let rs = RandomState::new();
+        let mut k = [0u64; 7];
+        for (i, x) in k.iter_mut().enumerate() {
+            // Odd keys: a multiplier of zero would lose a word.
+            *x = rs.hash_one(i as u64) | 1;
+        }
+        FlowHasher { k }
+    }
+
+    #[inline]
+    fn hash(&self, key: &PackedKey) -> u64 {
+        let k = &self.k;
+        let ports = (u64::from(key.ports) << 8) | u64::from(key.proto);
+        let x = fold(key.lo[0] ^ k[0], key.lo[1] ^ k[1]);
+        let y = fold(key.hi[0] ^ k[2], key.hi[1] ^ k[3]);
+        let z = fold(ports ^ k[4], k[5]);
+        fold(x ^ y.rotate_left(21) ^ z.rotate_left(42), k[6])
+    }
+}
+
+impl Default for FlowHasher {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -269,10 +413,10 @@ const LIST_CLOSED: usize = 2;
 const LISTS: usize = 3;
 
 /// A flow is moved to the tail of its list when its activity enters a new
-/// period of this many microseconds of capture time: the lists stay ordered
-/// by last activity to within that period (a second, the granularity of
-/// idle expiry), and most packets touch only their own slot.
-const RELINK_MICROS: i64 = 1_000_000;
+/// period of 2^20 microseconds (1.05 s) of capture time: the lists stay
+/// ordered by last activity to within that period (about the one-second
+/// granularity of idle expiry), and most packets touch only their own slot.
+const RELINK_PERIOD_SHIFT: u32 = 20;
 
 /// One flow in the slab: its key (stored once), counters, TCP close state,
 /// activity-list links and the caller's state. Without the state it is 88
@@ -375,7 +519,7 @@ pub struct FlowTable<T> {
     config: FlowTableConfig,
     /// Slot numbers, found by the hash of the slot's key.
     index: HashTable<u32>,
-    hasher: RandomState,
+    hasher: FlowHasher,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<u32>,
     /// Least recently active at the head of each list.
@@ -390,9 +534,16 @@ pub struct FlowTable<T> {
 impl<T> FlowTable<T> {
     /// An empty table.
     pub fn new(config: FlowTableConfig) -> Self {
+        Self::with_hasher(config, FlowHasher::new())
+    }
+
+    /// An empty table whose index uses `hasher` (tables of the workers of a
+    /// sharded run share the hasher that picked their shard, so that a
+    /// [`FlowLookup`] made once serves both).
+    pub fn with_hasher(config: FlowTableConfig, hasher: FlowHasher) -> Self {
         FlowTable {
             index: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher,
             slots: Vec::new(),
             free: Vec::new(),
             head: [NIL; LISTS],
@@ -526,9 +677,9 @@ impl<T> FlowTable<T> {
 
     /// Ends the flows that are over at time `now` (idle, or closed and past
     /// their linger), handing each to `ended`. Each list holds flows of one
-    /// timeout, ordered by last activity to within `RELINK_MICROS`; the scan
+    /// timeout, ordered by last activity to within a relink period; the scan
     /// stops at the first flow that is not over: the cost is the number of
-    /// flows ended, plus three. A flow is ended at most `RELINK_MICROS` after
+    /// flows ended, plus three. A flow is ended at most a relink period after
     /// its time (a packet arriving meanwhile still starts a new flow, as
     /// [`FlowTable::update`] checks the idle time exactly).
     pub fn expire(&mut self, now: Timestamp, ended: &mut impl FnMut(EndedFlow<T>)) {
@@ -557,59 +708,78 @@ impl<T> FlowTable<T> {
         new_state: impl FnOnce() -> T,
         ended: &mut impl FnMut(EndedFlow<T>),
     ) -> Update<'t, T> {
-        let (canon, src_is_lo) =
-            PackedKey::of(p.transport, &p.src_ip, p.src_port, &p.dst_ip, p.dst_port);
-        let hash = canon.hash(&self.hasher);
+        let lookup = self.lookup(p);
+        self.update_with(p, &lookup, new_state, ended)
+    }
+
+    /// The lookup of a packet's flow with this table's hasher.
+    #[inline]
+    pub fn lookup(&self, p: &Packet<'_>) -> FlowLookup {
+        FlowLookup::of(p, &self.hasher)
+    }
+
+    /// The keyed hasher of the index (for [`FlowLookup::of`] outside the
+    /// table, and for tables that share it).
+    pub fn hasher(&self) -> &FlowHasher {
+        &self.hasher
+    }
+
+    fn find(&self, l: &FlowLookup) -> Option<u32> {
         let slots = &self.slots;
-        let mut found = self
-            .index
-            .find(hash, |&i| {
+        self.index
+            .find(l.hash, |&i| {
                 slots
                     .get(i as usize)
                     .and_then(|s| s.as_ref())
-                    .is_some_and(|s| s.key == canon)
+                    .is_some_and(|s| s.key == l.key)
             })
-            .copied();
+            .copied()
+    }
+
+    /// [`FlowTable::update`] with the packet's lookup already made (by
+    /// [`FlowTable::lookup`], or [`FlowLookup::of`] with this table's
+    /// hasher).
+    pub fn update_with<'t>(
+        &'t mut self,
+        p: &Packet<'_>,
+        lookup: &FlowLookup,
+        new_state: impl FnOnce() -> T,
+        ended: &mut impl FnMut(EndedFlow<T>),
+    ) -> Update<'t, T> {
         if p.ts > self.now {
             self.now = p.ts;
         }
-        // A flow that is over (idle, or closed and reopened by a SYN without
-        // ACK) ends here, and the packet opens a new one.
-        if let Some(i) = found {
-            if let Some(s) = self.slot(i) {
-                let closed = s.closed();
-                // Cheap test first: most packets come well within every timeout.
-                let idle_micros = p.ts.0.saturating_sub(s.counters.last_seen.0);
-                let idle = if closed || idle_micros >= self.shortest_timeout_micros {
-                    self.expiry(s, p.ts.max(s.counters.last_seen))
-                } else {
-                    None
-                };
-                let reopened = closed && p.tcp_flags.syn && !p.tcp_flags.ack;
-                let over = if reopened || idle.is_some() {
-                    Some(idle.unwrap_or(s.close_reason()))
-                } else {
-                    None
-                };
-                if let Some(reason) = over {
-                    if let Some(f) = self.remove(i, reason) {
-                        ended(f);
-                    }
-                    found = None;
-                }
+        let found = self.find(lookup).and_then(|i| {
+            let s = self.slot(i)?;
+            // A flow that is over (idle, or closed and reopened by a SYN
+            // without ACK) ends here, and the packet opens a new one. Cheap
+            // test first: most packets come well within every timeout.
+            let closed = s.closed();
+            let idle_micros = p.ts.0.saturating_sub(s.counters.last_seen.0);
+            if !closed && idle_micros < self.shortest_timeout_micros {
+                return Some(i);
             }
-        }
+            let idle = self.expiry(s, p.ts.max(s.counters.last_seen));
+            let reopened = closed && p.tcp_flags.syn && !p.tcp_flags.ack;
+            let reason = match idle {
+                Some(r) => r,
+                None if reopened => s.close_reason(),
+                None => return Some(i),
+            };
+            if let Some(f) = self.remove(i, reason) {
+                ended(f);
+            }
+            None
+        });
         let (i, new_flow) = match found {
             Some(i) => (i, false),
-            None => (
-                self.insert(p, canon, src_is_lo, hash, new_state, ended),
-                true,
-            ),
+            None => (self.insert(p, lookup, new_state, ended), true),
         };
         let Some(slot) = self.slots.get_mut(i as usize).and_then(|s| s.as_mut()) else {
             // Unreachable: `i` was just found or inserted.
             unreachable!("flow slot vanished")
         };
+        let src_is_lo = lookup.src_is_lo;
         let lo_first = slot.key.flags & FLAG_LO_FIRST != 0;
         let direction = if src_is_lo == lo_first {
             Direction::Forward
@@ -619,12 +789,13 @@ impl<T> FlowTable<T> {
         let d = direction.index();
         let list_before = slot.list();
         let c = &mut slot.counters;
-        let period_before = c.last_seen.0.div_euclid(RELINK_MICROS);
+        let period_before = c.last_seen.0 >> RELINK_PERIOD_SHIFT;
         if p.ts > c.last_seen {
             c.last_seen = p.ts;
         }
         c.packets[d] = c.packets[d].saturating_add(1);
         c.payload_bytes[d] = c.payload_bytes[d].saturating_add(u64::from(p.payload_len));
+        let period_now = c.last_seen.0 >> RELINK_PERIOD_SHIFT;
         if p.tcp_flags.fin {
             slot.key.flags |= if src_is_lo { FLAG_FIN_LO } else { FLAG_FIN_HI };
         }
@@ -635,9 +806,7 @@ impl<T> FlowTable<T> {
         // when its list changes (a FIN or RST, also on a flow's first
         // packet) or its activity enters a new period.
         let list_now = slot.list();
-        if list_now != list_before
-            || (!new_flow && slot.counters.last_seen.0.div_euclid(RELINK_MICROS) != period_before)
-        {
+        if list_now != list_before || (!new_flow && period_now != period_before) {
             self.unlink(i, list_before);
             self.push_tail(i, list_now);
         }
@@ -661,9 +830,7 @@ impl<T> FlowTable<T> {
     fn insert(
         &mut self,
         p: &Packet<'_>,
-        key: PackedKey,
-        src_is_lo: bool,
-        hash: u64,
+        lookup: &FlowLookup,
         new_state: impl FnOnce() -> T,
         ended: &mut impl FnMut(EndedFlow<T>),
     ) -> u32 {
@@ -673,8 +840,8 @@ impl<T> FlowTable<T> {
                 ended(f);
             }
         }
-        let mut key = key;
-        key.flags = if src_is_lo { FLAG_LO_FIRST } else { 0 };
+        let mut key = lookup.key;
+        key.flags = if lookup.src_is_lo { FLAG_LO_FIRST } else { 0 };
         let slot = Slot {
             key,
             counters: FlowCounters {
@@ -699,7 +866,7 @@ impl<T> FlowTable<T> {
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hash, i, |&j| {
+        self.index.insert_unique(lookup.hash, i, |&j| {
             slots
                 .get(j as usize)
                 .and_then(|s| s.as_ref())
