@@ -14,6 +14,7 @@ use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
 use crate::flow::{FlowHasher, FlowLookup};
 use crate::model::Model;
+use crate::packet::PacketRecord;
 
 /// The result of analysing one capture.
 pub struct CaptureReport {
@@ -90,16 +91,8 @@ pub fn analyze_file_parallel(
     Ok(analyze_capture_parallel(cap, model, table, threads))
 }
 
-/// Frames per batch handed from the reader to a worker.
-const BATCH_FRAMES: usize = 1024;
-
-/// Frames copied out of libpcap's buffer for one worker.
-#[derive(Default)]
-struct Batch {
-    data: Vec<u8>,
-    /// (frame number, timestamp, original length, start, length)
-    frames: Vec<(u64, i64, u32, u32, u32)>,
-}
+/// Packets per batch handed from the reader to a worker (128 KiB).
+const BATCH_PACKETS: usize = 2048;
 
 struct Shard {
     records: Vec<FlowRecord>,
@@ -127,13 +120,12 @@ pub fn analyze_capture_parallel(
         return analyze_capture(cap, model, table);
     }
     let start = Instant::now();
-    let link_type = cap.link_type();
     let hasher = FlowHasher::new();
-    let (pool_tx, pool_rx) = mpsc::channel::<Batch>();
+    let (pool_tx, pool_rx) = mpsc::channel::<Vec<(PacketRecord, u64)>>();
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     for _ in 0..threads {
-        let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+        let (tx, rx) = mpsc::sync_channel::<Vec<(PacketRecord, u64)>>(2);
         senders.push(tx);
         let pool_tx = pool_tx.clone();
         let model = model.clone();
@@ -144,27 +136,15 @@ pub fn analyze_capture_parallel(
             c.log_endpoints();
             let mut records = Vec::new();
             while let Ok(mut batch) = rx.recv() {
-                for &(seq, ts, orig_len, at, len) in &batch.frames {
-                    let (at, len) = (at as usize, len as usize);
-                    let Some(data) = batch.data.get(at..at + len) else {
-                        continue;
-                    };
-                    c.set_frame_seq(seq);
-                    let raw = crate::packet::RawPacket {
-                        ts: crate::packet::Timestamp(ts),
-                        link_type,
-                        data,
-                        orig_len,
-                    };
-                    let _ = c.push(&raw);
+                for (r, seq) in &batch {
+                    c.push_record(r, *seq);
                 }
                 for e in c.drain_events() {
                     if let Event::FlowEnded(r) = e {
                         records.push(*r);
                     }
                 }
-                batch.data.clear();
-                batch.frames.clear();
+                batch.clear();
                 let _ = pool_tx.send(batch);
             }
             c.finish_all();
@@ -181,32 +161,30 @@ pub fn analyze_capture_parallel(
         }));
     }
     drop(pool_tx);
-    let mut current: Vec<Batch> = (0..threads).map(|_| Batch::default()).collect();
+    let mut current: Vec<Vec<(PacketRecord, u64)>> = (0..threads)
+        .map(|_| Vec::with_capacity(BATCH_PACKETS))
+        .collect();
     let mut reader_stats = RunStats::default();
     let mut seq = 0u64;
     let result = cap.for_each(|raw| {
         seq += 1;
-        let lookup = match FlowLookup::of_plain_frame(raw, &hasher) {
-            Some(l) => l,
-            None => match crate::packet::decode(raw) {
-                Ok(p) => FlowLookup::of(&p, &hasher),
-                Err(reason) => {
-                    reader_stats.frames += 1;
-                    reader_stats.skipped.add(reason);
-                    return true;
-                }
-            },
+        let p = match crate::packet::decode(raw) {
+            Ok(p) => p,
+            Err(reason) => {
+                reader_stats.frames += 1;
+                reader_stats.skipped.add(reason);
+                return true;
+            }
         };
-        let shard = lookup.shard(threads);
+        let shard = FlowLookup::of(&p, &hasher).shard(threads);
         let Some(b) = current.get_mut(shard) else {
             return false;
         };
-        let at = b.data.len() as u32;
-        b.data.extend_from_slice(raw.data);
-        b.frames
-            .push((seq, raw.ts.0, raw.orig_len, at, raw.data.len() as u32));
-        if b.frames.len() >= BATCH_FRAMES {
-            let fresh = pool_rx.try_recv().unwrap_or_default();
+        b.push((PacketRecord::of(&p), seq));
+        if b.len() >= BATCH_PACKETS {
+            let fresh = pool_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH_PACKETS));
             let full = std::mem::replace(b, fresh);
             if senders[shard].send(full).is_err() {
                 return false;
@@ -215,7 +193,7 @@ pub fn analyze_capture_parallel(
         true
     });
     for (shard, b) in current.into_iter().enumerate() {
-        if !b.frames.is_empty() {
+        if !b.is_empty() {
             let _ = senders[shard].send(b);
         }
     }

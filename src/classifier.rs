@@ -14,7 +14,7 @@ use crate::features::{func_mask, DirectionFeatures};
 use crate::flow::{Direction, EndReason, EndedFlow, FlowKey, FlowLookup, FlowTable};
 use crate::model::Model;
 use crate::nbc::NbcScore;
-use crate::packet::{self, RawPacket, SkipCounts, SkipReason, Timestamp, Transport};
+use crate::packet::{self, PacketRecord, RawPacket, SkipCounts, SkipReason, Timestamp, Transport};
 use crate::verdict::{self, DirectionEvidence, Kind, Label, Verdict, Via};
 
 /// Everything the classifiers keep for one direction while undecided.
@@ -495,6 +495,18 @@ impl Classifier {
         Ok(())
     }
 
+    /// Pushes a packet that a reader decoded ([`PacketRecord::of`]): what
+    /// [`Classifier::push`] does after decoding, with `seq` its frame number
+    /// in the capture (for the endpoint log).
+    pub fn push_record(&mut self, r: &PacketRecord, seq: u64) {
+        self.stats.frames += 1;
+        self.frame_seq = seq;
+        let p = r.packet();
+        let lookup = self.table.lookup(&p);
+        self.push_decoded(&p, &lookup);
+    }
+
+    #[inline]
     fn push_decoded(&mut self, p: &packet::Packet<'_>, lookup: &FlowLookup) {
         self.stats.packets += 1;
         if p.ts.0.saturating_sub(self.last_expiry.0) >= EXPIRY_INTERVAL_MICROS {

@@ -2,17 +2,19 @@
 //! TCP close, a bound on the number of flows, and nothing dropped silently.
 //!
 //! The table is generic over the per-flow state `T` it carries, so it knows
-//! nothing of the classifiers. Entries live in a slab; a hash map finds
-//! them (keyed with random keys by `ahash`: crafted 5-tuples cannot flood
-//! one bucket), and an intrusive list ordered by last activity gives idle expiry and
-//! eviction of the longest idle in O(1) per packet.
+//! nothing of the classifiers. Each flow's key, counters and state live in
+//! one slab slot; an index of slot numbers finds them (hashbrown's
+//! `HashTable`, under a hash with secret random keys: crafted 5-tuples
+//! cannot flood one bucket), and intrusive lists ordered by last activity,
+//! one per timeout, give idle expiry and eviction of the longest idle in
+//! O(1) per packet.
 
 use ahash::RandomState;
 use hashbrown::HashTable;
 use std::net::IpAddr;
 
 use crate::config::FlowTableConfig;
-use crate::packet::{Packet, RawPacket, Timestamp, Transport};
+use crate::packet::{Packet, Timestamp, Transport};
 
 /// A flow's 5-tuple, with the initiator (sender of the first packet seen) as
 /// `src`.
@@ -194,8 +196,9 @@ impl PackedKey {
 
 /// A packet's flow as the table finds it: the canonical key, which end sent
 /// the packet, and the keyed hash of the key (the same for both directions).
-/// Made once per packet: a sharded reader makes it to pick the worker, whose
-/// table, sharing the hasher, uses it as it is.
+/// Made once per packet by the table ([`FlowTable::lookup`]); a sharded
+/// reader makes one with its own hasher to pick the worker
+/// ([`FlowLookup::shard`]).
 #[derive(Debug, Clone, Copy)]
 pub struct FlowLookup {
     key: PackedKey,
@@ -228,58 +231,6 @@ impl FlowLookup {
     pub fn shard(&self, shards: usize) -> usize {
         let bits = (self.hash >> 32) & 0xFF_FFFF;
         ((bits * shards as u64) >> 24) as usize
-    }
-
-    /// The lookup of a frame's flow read in place, without decoding it, for
-    /// the common case: Ethernet carrying IPv4 without options or
-    /// fragmentation, or IPv6 without extension headers, then UDP or TCP.
-    /// None for any other frame: decode it and use [`FlowLookup::of`],
-    /// which gives the same lookup for the same flow. (Lengths are not
-    /// checked: a frame this accepts but the decoder rejects is counted as
-    /// skipped by whoever decodes it.)
-    #[inline]
-    pub fn of_plain_frame(raw: &RawPacket<'_>, hasher: &FlowHasher) -> Option<FlowLookup> {
-        const ETHERNET: u32 = 1;
-        if raw.link_type != ETHERNET {
-            return None;
-        }
-        let b = raw.data;
-        let u16_at = |at: usize| Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]));
-        let v4_at = |at: usize| {
-            let x: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-            Some(u128::from(u32::from_be_bytes(x)) | (0xFFFFu128 << 32))
-        };
-        let v6_at = |at: usize| {
-            let x: [u8; 16] = b.get(at..at + 16)?.try_into().ok()?;
-            Some(u128::from_be_bytes(x))
-        };
-        let (proto, src, dst, l4, v6) = match u16_at(12)? {
-            0x0800 => {
-                if *b.get(14)? != 0x45 || u16_at(20)? & 0x3FFF != 0 {
-                    return None;
-                }
-                (*b.get(23)?, v4_at(26)?, v4_at(30)?, 34, false)
-            }
-            0x86DD => {
-                if *b.get(14)? >> 4 != 6 {
-                    return None;
-                }
-                (*b.get(20)?, v6_at(22)?, v6_at(38)?, 54, true)
-            }
-            _ => return None,
-        };
-        let transport = match proto {
-            17 => Transport::Udp,
-            6 => Transport::Tcp,
-            _ => return None,
-        };
-        let (key, src_is_lo) =
-            PackedKey::of_bits(transport, v6, (src, u16_at(l4)?), (dst, u16_at(l4 + 2)?));
-        Some(FlowLookup {
-            hash: key.hash(hasher),
-            key,
-            src_is_lo,
-        })
     }
 }
 
@@ -537,9 +488,8 @@ impl<T> FlowTable<T> {
         Self::with_hasher(config, FlowHasher::new())
     }
 
-    /// An empty table whose index uses `hasher` (tables of the workers of a
-    /// sharded run share the hasher that picked their shard, so that a
-    /// [`FlowLookup`] made once serves both).
+    /// An empty table whose index uses `hasher` (tables that share a hasher
+    /// accept each other's [`FlowLookup`]s).
     pub fn with_hasher(config: FlowTableConfig, hasher: FlowHasher) -> Self {
         FlowTable {
             index: HashTable::new(),

@@ -109,6 +109,107 @@ pub struct Packet<'a> {
     pub tcp_flags: TcpFlags,
 }
 
+/// The most payload bytes any classifier reads from one message: the CSC's
+/// [`CSC_BYTES`](crate::config::CSC_BYTES) (the DFT's FUNC byte and prefix,
+/// and the endpoint's signature, lie within them).
+pub const INSPECTED_PAYLOAD_BYTES: usize = crate::config::CSC_BYTES;
+
+/// A decoded packet in 64 bytes, owning the payload bytes the classifiers
+/// read (the first [`INSPECTED_PAYLOAD_BYTES`]): what a sharded reader hands
+/// a worker instead of the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketRecord {
+    ts: i64,
+    src: [u8; 16],
+    dst: [u8; 16],
+    src_port: u16,
+    dst_port: u16,
+    payload_len: u32,
+    head: [u8; INSPECTED_PAYLOAD_BYTES],
+    head_len: u8,
+    /// `RECORD_*` bits.
+    flags: u8,
+}
+
+const RECORD_TCP: u8 = 1;
+const RECORD_V6: u8 = 2;
+const RECORD_SYN: u8 = 4;
+const RECORD_ACK: u8 = 8;
+const RECORD_FIN: u8 = 16;
+const RECORD_RST: u8 = 32;
+
+fn addr_bytes(ip: &IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            b
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+impl PacketRecord {
+    /// The record of `p`.
+    #[inline]
+    pub fn of(p: &Packet<'_>) -> PacketRecord {
+        let n = p.payload.len().min(INSPECTED_PAYLOAD_BYTES);
+        let mut head = [0u8; INSPECTED_PAYLOAD_BYTES];
+        head[..n].copy_from_slice(&p.payload[..n]);
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        let f = &p.tcp_flags;
+        PacketRecord {
+            ts: p.ts.0,
+            src: addr_bytes(&p.src_ip),
+            dst: addr_bytes(&p.dst_ip),
+            src_port: p.src_port,
+            dst_port: p.dst_port,
+            payload_len: p.payload_len,
+            head,
+            head_len: n as u8,
+            flags: bit(p.transport == Transport::Tcp, RECORD_TCP)
+                | bit(p.src_ip.is_ipv6(), RECORD_V6)
+                | bit(f.syn, RECORD_SYN)
+                | bit(f.ack, RECORD_ACK)
+                | bit(f.fin, RECORD_FIN)
+                | bit(f.rst, RECORD_RST),
+        }
+    }
+
+    /// The packet, its payload cut to the bytes kept.
+    #[inline]
+    pub fn packet(&self) -> Packet<'_> {
+        let on = |b: u8| self.flags & b != 0;
+        let addr = |x: &[u8; 16]| -> IpAddr {
+            if on(RECORD_V6) {
+                IpAddr::from(*x)
+            } else {
+                IpAddr::from([x[0], x[1], x[2], x[3]])
+            }
+        };
+        Packet {
+            ts: Timestamp(self.ts),
+            src_ip: addr(&self.src),
+            dst_ip: addr(&self.dst),
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            transport: if on(RECORD_TCP) {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+            payload: &self.head[..usize::from(self.head_len).min(INSPECTED_PAYLOAD_BYTES)],
+            payload_len: self.payload_len,
+            tcp_flags: TcpFlags {
+                syn: on(RECORD_SYN),
+                ack: on(RECORD_ACK),
+                fin: on(RECORD_FIN),
+                rst: on(RECORD_RST),
+            },
+        }
+    }
+}
+
 /// Why a frame was not turned into a [`Packet`]. Every skipped frame is
 /// counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -432,6 +533,54 @@ pub fn decode_ip(ts: Timestamp, ip_bytes: &[u8]) -> Result<Packet<'_>, SkipReaso
 mod tests {
     use super::*;
     use etherparse::PacketBuilder;
+
+    #[test]
+    fn a_record_keeps_what_the_classifiers_read() {
+        let payload: Vec<u8> = (0u8..20).collect();
+        let cases = [
+            Packet {
+                ts: Timestamp(1_700_000_000_123_456),
+                src_ip: IpAddr::from([10, 0, 0, 1]),
+                dst_ip: IpAddr::from([192, 168, 1, 2]),
+                src_port: 40000,
+                dst_port: 443,
+                transport: Transport::Tcp,
+                payload: &payload,
+                payload_len: 1400,
+                tcp_flags: TcpFlags {
+                    syn: false,
+                    ack: true,
+                    fin: true,
+                    rst: false,
+                },
+            },
+            Packet {
+                ts: Timestamp(-5),
+                src_ip: "2001:db8::1".parse().unwrap(),
+                dst_ip: "::ffff:10.0.0.1".parse().unwrap(),
+                src_port: 3478,
+                dst_port: 5000,
+                transport: Transport::Udp,
+                payload: &payload[..3],
+                payload_len: 3,
+                tcp_flags: TcpFlags::default(),
+            },
+        ];
+        for p in cases {
+            let r = PacketRecord::of(&p);
+            let q = r.packet();
+            let n = p.payload.len().min(INSPECTED_PAYLOAD_BYTES);
+            assert_eq!(q.payload, &p.payload[..n]);
+            assert_eq!(
+                (q.ts, q.src_ip, q.dst_ip, q.src_port, q.dst_port),
+                (p.ts, p.src_ip, p.dst_ip, p.src_port, p.dst_port)
+            );
+            assert_eq!(q.transport, p.transport);
+            assert_eq!(q.payload_len, p.payload_len);
+            assert_eq!(q.tcp_flags, p.tcp_flags);
+        }
+        assert_eq!(std::mem::size_of::<PacketRecord>(), 64);
+    }
 
     fn udp4(payload: &[u8]) -> Vec<u8> {
         let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(1000, 2000);
