@@ -234,6 +234,32 @@ impl FlowLookup {
     }
 }
 
+/// Asks the CPU to bring the `len` bytes at `r` into cache: a hint that
+/// never faults and changes nothing observable.
+#[inline]
+pub(crate) fn prefetch_lines<T: ?Sized>(r: &T, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = (r as *const T).cast::<i8>();
+        let mut off = 0;
+        while off < len {
+            // SAFETY: `_mm_prefetch` is a hint: it does not access memory in
+            // the language's sense and cannot fault, whatever the address;
+            // `wrapping_add` keeps the pointer arithmetic defined.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    base.wrapping_add(off),
+                );
+            }
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (r, len);
+    }
+}
+
 /// The keyed hash of the flow index: folded 64x64-bit multiplies of the
 /// key's words mixed with secret random keys (the construction of `ahash`'s
 /// and wyhash's portable paths), specialised to the five words of a flow
@@ -684,6 +710,30 @@ impl<T> FlowTable<T> {
                     .is_some_and(|s| s.key == l.key)
             })
             .copied()
+    }
+
+    /// Finds the flow of `l` ahead of [`FlowTable::update_with`] and asks the
+    /// CPU to bring its slot into cache. Returns the slot number and the
+    /// packet's direction, for prefetching what the state points to
+    /// ([`FlowTable::state_at`]): a hint only, as packets accounted meanwhile
+    /// may end or create flows.
+    #[inline]
+    pub fn prefetch(&self, l: &FlowLookup) -> Option<(u32, Direction)> {
+        let i = self.find(l)?;
+        let s = self.slot(i)?;
+        prefetch_lines(s, std::mem::size_of::<Slot<T>>());
+        let direction = if l.src_is_lo == (s.key.flags & FLAG_LO_FIRST != 0) {
+            Direction::Forward
+        } else {
+            Direction::Backward
+        };
+        Some((i, direction))
+    }
+
+    /// The state in slot `i`, if it holds a flow.
+    #[inline]
+    pub fn state_at(&self, i: u32) -> Option<&T> {
+        self.slot(i).map(|s| &s.state)
     }
 
     /// [`FlowTable::update`] with the packet's lookup already made (by
