@@ -509,14 +509,18 @@ impl Classifier {
     pub fn push_burst(&mut self, frames: &[RawPacket<'_>]) -> u64 {
         let mut skipped = 0;
         for group in frames.chunks(BURST_GROUP) {
+            // Decode, hash and prefetch the index entries; then read the
+            // index and prefetch the slots; then read the slots and
+            // prefetch the features; then account the packets. Each stage
+            // works on the whole group, so the memory reads of one stage
+            // have the others' work to arrive behind.
             let mut decoded = [None; BURST_GROUP];
-            let mut hints = [None; BURST_GROUP];
-            for ((raw, d), h) in group.iter().zip(decoded.iter_mut()).zip(hints.iter_mut()) {
+            for (raw, d) in group.iter().zip(decoded.iter_mut()) {
                 self.stats.frames += 1;
                 match packet::decode(raw) {
                     Ok(p) => {
                         let lookup = self.table.lookup(&p);
-                        *h = self.table.prefetch(&lookup);
+                        self.table.prefetch_index(&lookup);
                         *d = Some((p, lookup));
                     }
                     Err(reason) => {
@@ -525,10 +529,20 @@ impl Classifier {
                     }
                 }
             }
-            for &(slot, direction) in hints.iter().flatten() {
-                if let Some(FlowState(StateInner::Open(open))) = self.table.state_at(slot) {
-                    let d = &open.dirs[direction.index()];
-                    crate::flow::prefetch_lines(d, std::mem::size_of::<DirState>());
+            let mut slots = [None; BURST_GROUP];
+            for (d, s) in decoded.iter().zip(slots.iter_mut()) {
+                if let Some((_, lookup)) = d {
+                    *s = self.table.prefetch_slot(lookup);
+                }
+            }
+            for (d, s) in decoded.iter().zip(slots.iter()) {
+                if let (Some((_, lookup)), Some(slot)) = (d, s) {
+                    if let Some((FlowState(StateInner::Open(open)), direction)) =
+                        self.table.state_at(*slot, lookup)
+                    {
+                        let d = &open.dirs[direction.index()];
+                        crate::flow::prefetch_lines(d, std::mem::size_of::<DirState>());
+                    }
                 }
             }
             for (p, lookup) in decoded.iter().flatten() {

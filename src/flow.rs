@@ -3,14 +3,14 @@
 //!
 //! The table is generic over the per-flow state `T` it carries, so it knows
 //! nothing of the classifiers. Each flow's key, counters and state live in
-//! one slab slot; an index of slot numbers finds them (hashbrown's
-//! `HashTable`, under a hash with secret random keys: crafted 5-tuples
-//! cannot flood one bucket), and intrusive lists ordered by last activity,
-//! one per timeout, give idle expiry and eviction of the longest idle in
-//! O(1) per packet.
+//! one slab slot; an index of 4-byte slot numbers finds them (open
+//! addressing under a hash with secret random keys: crafted 5-tuples cannot
+//! flood one bucket), and intrusive lists ordered by last activity, one per
+//! timeout, give idle expiry and eviction of the longest idle in O(1) per
+//! packet. A lookup can be prefetched in stages (index entry, slot, state)
+//! for bursts of packets ([`FlowTable::prefetch_index`]).
 
 use ahash::RandomState;
-use hashbrown::HashTable;
 use std::net::IpAddr;
 
 use crate::config::FlowTableConfig;
@@ -491,11 +491,155 @@ impl KeyRef<'_> {
     }
 }
 
+/// Most flows one table holds: its index keeps slot numbers in 24 bits.
+pub const MAX_FLOWS_PER_TABLE: usize = (1 << 24) - 2;
+
+const INDEX_SLOT_MASK: u32 = (1 << 24) - 1;
+
+/// The index of a flow table: open addressing with linear probing over
+/// 32-bit entries, each a slot number plus one (0 marks a free entry) in
+/// the low 24 bits and 8 bits of the flow's hash as a tag in the high 8, at
+/// most 7/8 full. A lookup reads one run of adjacent entries (one cache
+/// line, mostly) and compares keys only on a tag match (1 in 256 for a
+/// stranger); a removal shifts the entries that follow back, so that no
+/// tombstone is left. The entry's position is known from the hash alone, so
+/// it can be prefetched before the lookup ([`FlowTable::prefetch_index`]).
+#[derive(Debug)]
+struct FlowIndex {
+    entries: Vec<u32>,
+    len: usize,
+}
+
+impl FlowIndex {
+    fn new() -> Self {
+        FlowIndex {
+            entries: vec![0; 16],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.entries.len() - 1
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & self.mask()
+    }
+
+    #[inline]
+    fn tag(hash: u64) -> u32 {
+        (hash >> 56) as u32
+    }
+
+    #[inline]
+    fn entry(hash: u64, slot: u32) -> u32 {
+        (Self::tag(hash) << 24) | ((slot + 1) & INDEX_SLOT_MASK)
+    }
+
+    #[inline]
+    fn slot_of(e: u32) -> u32 {
+        (e & INDEX_SLOT_MASK).wrapping_sub(1)
+    }
+
+    /// The slot whose entry has `hash`'s tag and for which `eq` holds.
+    #[inline]
+    fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = Self::tag(hash);
+        let mask = self.mask();
+        let mut pos = self.home(hash);
+        loop {
+            let e = *self.entries.get(pos)?;
+            if e == 0 {
+                return None;
+            }
+            if e >> 24 == tag && eq(Self::slot_of(e)) {
+                return Some(Self::slot_of(e));
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// The first slot whose entry has `hash`'s tag: the likely flow, for
+    /// prefetching (no key is compared).
+    #[inline]
+    fn candidate(&self, hash: u64) -> Option<u32> {
+        self.find(hash, |_| true)
+    }
+
+    /// Adds `slot` under `hash` (not already present), growing first when
+    /// the index would be more than 7/8 full; `hash_of` gives the hash of a
+    /// slot already indexed.
+    fn insert(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) {
+        if (self.len + 1) * 8 > self.entries.len() * 7 {
+            let bigger = vec![0; self.entries.len() * 2];
+            let old = std::mem::replace(&mut self.entries, bigger);
+            for e in old.into_iter().filter(|&e| e != 0) {
+                let s = Self::slot_of(e);
+                self.place(Self::entry(hash_of(s), s), hash_of(s));
+            }
+        }
+        self.place(Self::entry(hash, slot), hash);
+        self.len += 1;
+    }
+
+    fn place(&mut self, e: u32, hash: u64) {
+        let mask = self.mask();
+        let mut pos = self.home(hash);
+        while let Some(slot) = self.entries.get_mut(pos) {
+            if *slot == 0 {
+                *slot = e;
+                return;
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Removes `slot`, indexed under `hash`; `hash_of` gives the hash of a
+    /// slot still indexed.
+    fn remove(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) {
+        let mask = self.mask();
+        let mut hole = self.home(hash);
+        loop {
+            match self.entries.get(hole) {
+                Some(0) | None => return,
+                Some(&e) if Self::slot_of(e) == slot => break,
+                Some(_) => hole = (hole + 1) & mask,
+            }
+        }
+        self.entries[hole] = 0;
+        self.len -= 1;
+        // Shift back the entries of the run after the hole that may move
+        // into it (their home is not between the hole and them).
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let e = self.entries[j];
+            if e == 0 {
+                return;
+            }
+            let home = self.home(hash_of(Self::slot_of(e)));
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.entries[hole] = e;
+                self.entries[j] = 0;
+                hole = j;
+            }
+        }
+    }
+
+    /// The address of the entry a lookup of `hash` reads first.
+    #[inline]
+    fn home_entry(&self, hash: u64) -> Option<&u32> {
+        self.entries.get(self.home(hash))
+    }
+}
+
 /// The bidirectional flow table.
 pub struct FlowTable<T> {
     config: FlowTableConfig,
     /// Slot numbers, found by the hash of the slot's key.
-    index: HashTable<u32>,
+    index: FlowIndex,
     hasher: FlowHasher,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<u32>,
@@ -518,7 +662,7 @@ impl<T> FlowTable<T> {
     /// accept each other's [`FlowLookup`]s).
     pub fn with_hasher(config: FlowTableConfig, hasher: FlowHasher) -> Self {
         FlowTable {
-            index: HashTable::new(),
+            index: FlowIndex::new(),
             hasher,
             slots: Vec::new(),
             free: Vec::new(),
@@ -533,23 +677,22 @@ impl<T> FlowTable<T> {
     }
 
     /// Bytes the table itself spends per flow: the slab slot with its state
-    /// value, and the index entry (a slot number and hashbrown's control
-    /// byte, at its maximum load of 7/8). Heap memory the state points to is
-    /// not included.
+    /// value, and the 4-byte index entry at the index's maximum load of 7/8.
+    /// Heap memory the state points to is not included.
     pub fn bytes_per_flow() -> usize {
         let slot = std::mem::size_of::<Option<Slot<T>>>();
-        let entry = std::mem::size_of::<u32>() + 1;
+        let entry = std::mem::size_of::<u32>();
         slot + (entry * 8).div_ceil(7)
     }
 
     /// Flows currently held.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.index.len
     }
 
     /// Whether no flow is held.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.index.len == 0
     }
 
     /// Most flows held at once so far.
@@ -619,10 +762,14 @@ impl<T> FlowTable<T> {
         let l = self.slot(i)?.list();
         self.unlink(i, l);
         let slot = self.slots.get_mut(i as usize)?.take()?;
-        let hash = slot.key.hash(&self.hasher);
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
-            entry.remove();
-        }
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let hash_of = |j: u32| {
+            slots
+                .get(j as usize)
+                .and_then(|s| s.as_ref())
+                .map_or(0, |s| s.key.hash(hasher))
+        };
+        self.index.remove(slot.key.hash(hasher), i, hash_of);
         self.free.push(i);
         Some(EndedFlow {
             key: slot.flow_key(),
@@ -702,38 +849,51 @@ impl<T> FlowTable<T> {
 
     fn find(&self, l: &FlowLookup) -> Option<u32> {
         let slots = &self.slots;
-        self.index
-            .find(l.hash, |&i| {
-                slots
-                    .get(i as usize)
-                    .and_then(|s| s.as_ref())
-                    .is_some_and(|s| s.key == l.key)
-            })
-            .copied()
+        self.index.find(l.hash, |i| {
+            slots
+                .get(i as usize)
+                .and_then(|s| s.as_ref())
+                .is_some_and(|s| s.key == l.key)
+        })
     }
 
-    /// Finds the flow of `l` ahead of [`FlowTable::update_with`] and asks the
-    /// CPU to bring its slot into cache. Returns the slot number and the
-    /// packet's direction, for prefetching what the state points to
-    /// ([`FlowTable::state_at`]): a hint only, as packets accounted meanwhile
-    /// may end or create flows.
+    /// Asks the CPU to bring the index entries a lookup of `l` reads into
+    /// cache (the first stage of a prefetched lookup).
     #[inline]
-    pub fn prefetch(&self, l: &FlowLookup) -> Option<(u32, Direction)> {
-        let i = self.find(l)?;
+    pub fn prefetch_index(&self, l: &FlowLookup) {
+        if let Some(e) = self.index.home_entry(l.hash) {
+            prefetch_lines(e, 4);
+        }
+    }
+
+    /// Reads the index (prefetched by [`FlowTable::prefetch_index`]) for
+    /// the likely slot of `l`'s flow and asks the CPU to bring that slot
+    /// into cache (the second stage). Returns the slot number: a hint only,
+    /// as packets accounted meanwhile may end or create flows.
+    #[inline]
+    pub fn prefetch_slot(&self, l: &FlowLookup) -> Option<u32> {
+        let i = self.index.candidate(l.hash)?;
+        let s = self.slots.get(i as usize)?;
+        prefetch_lines(s, std::mem::size_of::<Option<Slot<T>>>());
+        Some(i)
+    }
+
+    /// The state in slot `i` and the direction of `l`'s packets in it, if
+    /// the slot holds `l`'s flow (the third stage: the slot prefetched by
+    /// [`FlowTable::prefetch_slot`], for prefetching what the state points
+    /// to).
+    #[inline]
+    pub fn state_at(&self, i: u32, l: &FlowLookup) -> Option<(&T, Direction)> {
         let s = self.slot(i)?;
-        prefetch_lines(s, std::mem::size_of::<Slot<T>>());
+        if s.key != l.key {
+            return None;
+        }
         let direction = if l.src_is_lo == (s.key.flags & FLAG_LO_FIRST != 0) {
             Direction::Forward
         } else {
             Direction::Backward
         };
-        Some((i, direction))
-    }
-
-    /// The state in slot `i`, if it holds a flow.
-    #[inline]
-    pub fn state_at(&self, i: u32) -> Option<&T> {
-        self.slot(i).map(|s| &s.state)
+        Some((&s.state, direction))
     }
 
     /// [`FlowTable::update`] with the packet's lookup already made (by
@@ -834,7 +994,7 @@ impl<T> FlowTable<T> {
         new_state: impl FnOnce() -> T,
         ended: &mut impl FnMut(EndedFlow<T>),
     ) -> u32 {
-        if self.index.len() >= self.config.max_flows.max(1) {
+        if self.index.len >= self.config.max_flows.clamp(1, MAX_FLOWS_PER_TABLE) {
             let oldest = self.oldest();
             if let Some(f) = self.remove(oldest, EndReason::Evicted) {
                 ended(f);
@@ -866,13 +1026,13 @@ impl<T> FlowTable<T> {
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(lookup.hash, i, |&j| {
+        self.index.insert(lookup.hash, i, |j| {
             slots
                 .get(j as usize)
                 .and_then(|s| s.as_ref())
                 .map_or(0, |s| s.key.hash(hasher))
         });
-        self.peak = self.peak.max(self.index.len());
+        self.peak = self.peak.max(self.index.len);
         self.push_tail(i, list);
         i
     }
@@ -1043,6 +1203,44 @@ mod tests {
         t.drain(&mut |_| n += 1);
         assert_eq!(n, 3);
         assert_eq!(t.peak(), 3);
+    }
+
+    #[test]
+    fn index_agrees_with_a_map_under_random_inserts_and_removals() {
+        // Hashes chosen to collide often: few home positions, few tags.
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut hashes: Vec<u64> = Vec::new();
+        let mut present = std::collections::HashSet::new();
+        let mut index = FlowIndex::new();
+        for step in 0..20_000u32 {
+            let remove = !present.is_empty() && next() % 3 == 0;
+            if remove {
+                let slot = *present.iter().next().unwrap();
+                present.remove(&slot);
+                let h = hashes[slot as usize];
+                index.remove(h, slot, |j| hashes[j as usize]);
+            } else {
+                let slot = hashes.len() as u32;
+                let h = (next() % 64) | ((next() % 4) << 56) | (u64::from(step) << 20);
+                hashes.push(h);
+                present.insert(slot);
+                index.insert(h, slot, |j| hashes[j as usize]);
+            }
+            assert_eq!(index.len, present.len());
+            if step % 997 == 0 {
+                for (slot, &h) in hashes.iter().enumerate() {
+                    let slot = slot as u32;
+                    let found = index.find(h, |j| j == slot);
+                    assert_eq!(found.is_some(), present.contains(&slot), "step {step}");
+                }
+            }
+        }
     }
 
     #[test]

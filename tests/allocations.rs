@@ -82,4 +82,39 @@ fn steady_state_allocates_nothing_per_packet() {
         allocations, 0,
         "{allocations} allocations over {measured} packets of {flows} open flows"
     );
+    // The same in bursts.
+    let stop_at = stop_at + 3_000_000;
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let mut measured = 0u64;
+    while i < frames.len() && frames[i].0 < stop_at {
+        let end = (i + 32).min(frames.len());
+        let mut raws = [RawPacket {
+            ts: Timestamp(0),
+            link_type: 1,
+            data: &[],
+            orig_len: 0,
+        }; 32];
+        for (r, f) in raws.iter_mut().zip(&frames[i..end]) {
+            *r = RawPacket {
+                ts: Timestamp(f.0),
+                link_type: 1,
+                data: &f.1,
+                orig_len: f.1.len() as u32,
+            };
+        }
+        c.push_burst(&raws[..end - i]);
+        c.drain_events().for_each(drop);
+        measured += (end - i) as u64;
+        i = end;
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert!(
+        measured > 10_000,
+        "only {measured} packets measured in bursts"
+    );
+    assert_eq!(c.open_flows(), flows);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over {measured} packets pushed in bursts"
+    );
 }
