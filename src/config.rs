@@ -6,12 +6,12 @@
 //! compile-time constants because the per-flow state is sized by them.
 //!
 //! Sources, abbreviated in the docs below:
-//! - **[BMM07]** Bonfiglio, Mellia, Meo, Rossi, Tofanelli, "Revealing Skype
+//! - **\[BMM07\]** Bonfiglio, Mellia, Meo, Rossi, Tofanelli, "Revealing Skype
 //!   Traffic: When Randomness Plays with You", ACM SIGCOMM 2007.
-//! - **[Tstat]** the constants of Tstat, the authors' monitoring tool that
-//!   implements [BMM07] (numbers learned, no code taken).
-//! - **[WS]** Wireshark's Skype dissector (header layout).
-//! - **[DATA]** measured by this project on `../shared/datasets/ndpi`
+//! - **\[Tstat\]** the constants of Tstat, the authors' monitoring tool that
+//!   implements \[BMM07\] (numbers learned, no code taken).
+//! - **\[WS\]** Wireshark's Skype dissector (header layout).
+//! - **\[DATA\]** measured by this project on `../shared/datasets/ndpi`
 //!   (see the README's accuracy section for the commands).
 
 use serde::{Deserialize, Serialize};
@@ -25,11 +25,11 @@ pub const NIBBLE_VALUES: usize = 16;
 /// Degrees of freedom of the chi-square law of one random group (16 values - 1).
 pub const CSC_DEGREES_OF_FREEDOM: f64 = (NIBBLE_VALUES - 1) as f64;
 /// Mask giving the FUNC value of byte 2 of a UDP Skype message: bit 7 and the
-/// low nibble are fixed, bits 6-4 are encrypted [WS], [BMM07 Fig. 2].
+/// low nibble are fixed, bits 6-4 are encrypted \[WS\], [BMM07 Fig. 2].
 pub const FUNC_MASK: u8 = 0x8F;
 /// Number of distinct FUNC values (`byte2 & 0x8F`: bit 7 times 16 low values).
 pub const FUNC_VALUES: usize = 32;
-/// Packets per Naive Bayes window [BMM07 §4.2], [Tstat].
+/// Packets per Naive Bayes window [BMM07 §4.2], \[Tstat\].
 pub const NBC_WINDOW_PACKETS: u16 = 30;
 /// Sampled packets per chi-square window. Counts are one byte each, so a
 /// window holds at most 255 samples; a direction's verdict is evaluated at
@@ -39,22 +39,22 @@ pub const NBC_WINDOW_PACKETS: u16 = 30;
 /// direction fit in 256 bytes).
 pub const CSC_WINDOW_PACKETS: u16 = 255;
 
-/// The chi-square classifier's thresholds and minimums [BMM07 §4.1], [Tstat].
+/// The chi-square classifier's thresholds and minimums [BMM07 §4.1], \[Tstat\].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CscConfig {
     /// A group is deterministic when its chi2 is at least this, random below
-    /// it. 150 [Tstat]. A random group exceeds it with probability ~2e-24.
+    /// it. 150 \[Tstat\]. A random group exceeds it with probability ~2e-24.
     pub deterministic_threshold: f64,
     /// Group 5 (high nibble of the FUNC byte: one fixed bit, three random) is
-    /// "mixed" when its chi2 is at least this. 100 [Tstat]. One fixed bit
+    /// "mixed" when its chi2 is at least this. 100 \[Tstat\]. One fixed bit
     /// gives chi2 ~ N, so the E2E signature needs about 100 packets.
     pub mixed_threshold: f64,
-    /// Minimum sampled packets for the E2O signature: 10 [Tstat].
+    /// Minimum sampled packets for the E2O signature: 10 \[Tstat\].
     pub e2o_min_packets: u32,
-    /// Minimum sampled packets for the E2E signature: 100 [Tstat].
+    /// Minimum sampled packets for the E2E signature: 100 \[Tstat\].
     pub e2e_min_packets: u32,
-    /// Minimum sampled segments for the TCP signature: 50 [Tstat].
+    /// Minimum sampled segments for the TCP signature: 50 \[Tstat\].
     pub tcp_min_packets: u32,
 }
 
@@ -70,24 +70,24 @@ impl Default for CscConfig {
     }
 }
 
-/// The deterministic header check (DFT) [Tstat], method.md §3.
+/// The deterministic header check (DFT) \[Tstat\], method.md §3.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DftConfig {
-    /// Directions with fewer packets are not judged: 10 [Tstat].
+    /// Directions with fewer packets are not judged: 10 \[Tstat\].
     pub min_packets: u32,
-    /// A rule needs more than this many matching packets: 100 [Tstat].
+    /// A rule needs more than this many matching packets: 100 \[Tstat\].
     pub min_matching: u32,
-    /// ... and they must be more than this share of the direction: 0.9 [Tstat].
+    /// ... and they must be more than this share of the direction: 0.9 \[Tstat\].
     pub min_share: f64,
-    /// FUNC value of voice/video data: 0x0D [WS], [Tstat].
+    /// FUNC value of voice/video data: 0x0D \[WS\], \[Tstat\].
     pub func_voice: u8,
     /// A 0x0D message of this many payload bytes or fewer is a keep-alive, not
-    /// voice: 4 [Tstat].
+    /// voice: 4 \[Tstat\].
     pub keepalive_max_bytes: u32,
     /// FUNC values that Skype signalling uses: 0x02 (payload/first packet),
     /// 0x03 (resend/fragment), 0x05 (NAT info), 0x07 (NAT repeat),
-    /// 0x0D (data), 0x0F and 0x00 (seen, meaning unknown) [WS], [Tstat].
+    /// 0x0D (data), 0x0F and 0x00 (seen, meaning unknown) \[WS\], \[Tstat\].
     pub func_known: Vec<u8>,
 }
 
@@ -104,24 +104,24 @@ impl Default for DftConfig {
     }
 }
 
-/// Packet-size bands of the Naive Bayes features [BMM07 §4.2], [Tstat].
+/// Packet-size bands of the Naive Bayes features [BMM07 §4.2], \[Tstat\].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NbcConfig {
-    /// UDP payloads below this size are voice-band messages: 400 [Tstat].
+    /// UDP payloads below this size are voice-band messages: 400 \[Tstat\].
     pub voice_max_bytes: u32,
-    /// Video bands: payloads in 400-490 or 800-980 bytes [Tstat].
+    /// Video bands: payloads in 400-490 or 800-980 bytes \[Tstat\].
     pub video_bands: Vec<(u32, u32)>,
     /// A direction is flagged as carrying video when more than this share of
-    /// its packets is in a video band: 0.10 [Tstat], method.md §5.
+    /// its packets is in a video band: 0.10 \[Tstat\], method.md §5.
     pub video_share: f64,
     /// A window passes when the media-vs-other log-odds is at least this.
-    /// 0 = the Bayes decision with the trained priors [project].
+    /// 0 = the Bayes decision with the trained priors \[project\].
     pub window_log_odds_threshold: f64,
     /// A direction passes when at least this share of its windows pass and
     /// its mean log-odds reaches the window threshold. Plays the role of
     /// Tstat's "average log-likelihood >= -3.5" gate on the flow; 0.5 = a
-    /// majority of windows [project].
+    /// majority of windows \[project\].
     pub min_window_pass_share: f64,
     /// ... over at least this many windows: one 30-packet window is a single
     /// sample of the rhythm, and its Bayes error is too high for a firewall;
@@ -131,7 +131,7 @@ pub struct NbcConfig {
     /// comparable unit scales (logs, coefficients of variation, shares), and a
     /// feature that happens to be constant in the training windows of a class
     /// (the video share of pure voice calls) must not make every other value
-    /// impossible: 0.01, a standard deviation of 0.1 [project].
+    /// impossible: 0.01, a standard deviation of 0.1 \[project\].
     pub min_variance: f64,
     /// Gaps longer than this (seconds) are silence or a pause, not rhythm: the
     /// window's gap statistics skip them. 1 s [project; voice frames are
@@ -173,7 +173,7 @@ pub struct EndpointConfig {
     /// verdict (offline, every flow gets it at the end of the run). The
     /// endpoint evidence is that of many short flows (signalling flows are 1
     /// to 5 messages, method.md §6); long flows are judged on their own, and
-    /// this bounds the endpoint cost per flow: 8 [project].
+    /// this bounds the endpoint cost per flow: 8 \[project\].
     pub max_messages_per_flow: u32,
     /// Minimum distinct peers (addresses) seen from the endpoint.
     pub min_peers: u32,
@@ -217,13 +217,13 @@ impl Default for EndpointConfig {
 #[serde(deny_unknown_fields)]
 pub struct VerdictConfig {
     /// For UDP, the DFT must agree with the CSC class (E2E with E2E, E2O with
-    /// E2O) before a direction is Skype: true, as Tstat does [Tstat].
+    /// E2O) before a direction is Skype: true, as Tstat does \[Tstat\].
     pub require_dft_for_udp: bool,
     /// A direction whose rhythm the NBC has rejected over this many windows
     /// is settled as not Skype; with a full CSC window (255 messages) without
     /// a signature, the other way to settle. When every direction that
     /// carries messages is settled, the flow is final "not_skype" and its
-    /// state is released: 4 windows, 120 messages [project].
+    /// state is released: 4 windows, 120 messages \[project\].
     pub settle_nbc_windows: u16,
 }
 
@@ -263,7 +263,9 @@ pub struct FlowTableConfig {
     /// (final ACKs, retransmitted FINs) still belong to the flow for this
     /// long, seconds, unless a new SYN opens a new connection.
     pub tcp_close_linger: f64,
-    /// Most flows held at once; beyond it the longest idle is evicted.
+    /// Most flows held at once; beyond it the longest idle is evicted. A
+    /// table holds at most [`MAX_FLOWS_PER_TABLE`](crate::flow::MAX_FLOWS_PER_TABLE)
+    /// whatever this says.
     pub max_flows: usize,
 }
 

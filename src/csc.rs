@@ -119,7 +119,7 @@ impl CscClass {
 }
 
 /// The three signatures of classic Skype over the 16 group labels
-/// (method.md §2, from [BMM07] and Tstat).
+/// (method.md §2, from \[BMM07\] and Tstat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChiSquareSignature {
     /// Groups 0-7 deterministic (a 4-byte connection ID), 8-15 random.

@@ -231,7 +231,7 @@ fn not_skype_confidence(e: &DirectionEvidence, transport: Transport, config: &Me
 /// fields are left for the caller, who knows the packet.
 ///
 /// For TCP a call is a conversation carried both ways in one connection
-/// (Skype keeps sending through silence, [BMM07]): a direction whose rhythm
+/// (Skype keeps sending through silence, \[BMM07\]): a direction whose rhythm
 /// the NBC has judged and rejected vetoes the flow, and while the flow is
 /// open a decision waits until both directions are judged.
 pub fn judge_flow(
