@@ -755,8 +755,10 @@ impl Classifier {
                 });
             }
         }
-        for f in ended_here {
-            self.finish(f);
+        if !ended_here.is_empty() {
+            for f in ended_here {
+                self.finish(f);
+            }
         }
     }
 

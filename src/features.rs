@@ -51,16 +51,22 @@ impl NibbleCounts {
     }
 
     /// Adds the first [`CSC_BYTES`] bytes of a payload. The caller checks the
-    /// length and the window (see [`DirectionFeatures::observe`]).
+    /// length and clears a full window first (see
+    /// [`DirectionFeatures::observe`]); a sample added to a full window is
+    /// ignored. No count can then exceed the samples, at most 255, so the
+    /// one-byte counts need no overflow check.
     #[inline]
     pub fn add(&mut self, head: &[u8; CSC_BYTES]) {
+        if self.samples == u8::MAX {
+            return;
+        }
         for (k, &b) in head.iter().enumerate() {
             let lo = usize::from(b & 0x0F);
             let hi = usize::from(b >> 4);
-            self.counts[2 * k][lo] = self.counts[2 * k][lo].saturating_add(1);
-            self.counts[2 * k + 1][hi] = self.counts[2 * k + 1][hi].saturating_add(1);
+            self.counts[2 * k][lo] = self.counts[2 * k][lo].wrapping_add(1);
+            self.counts[2 * k + 1][hi] = self.counts[2 * k + 1][hi].wrapping_add(1);
         }
-        self.samples = self.samples.saturating_add(1);
+        self.samples += 1;
     }
 
     /// The count of value `v` in group `g`.

@@ -899,6 +899,7 @@ impl<T> FlowTable<T> {
     /// [`FlowTable::update`] with the packet's lookup already made (by
     /// [`FlowTable::lookup`], or [`FlowLookup::of`] with this table's
     /// hasher).
+    #[inline]
     pub fn update_with<'t>(
         &'t mut self,
         p: &Packet<'_>,

@@ -327,7 +327,7 @@ fn ipv6_fragment_offset(first: u8, exts: &[u8]) -> u16 {
 }
 
 /// Decodes one frame. Never panics, whatever the bytes.
-#[inline]
+#[inline(always)]
 pub fn decode<'a>(raw: &RawPacket<'a>) -> Result<Packet<'a>, SkipReason> {
     let ip_bytes = match network_of(raw.link_type, raw.data)? {
         Network::Ip(b) => b,

@@ -121,7 +121,20 @@ fn by_family(frame: null::Frame<'_>) -> Network<'_> {
 
 /// Finds the network layer of a frame of link type `link_type` (a pcap
 /// number). Never panics, whatever the bytes.
+#[inline]
 pub fn network_of(link_type: u32, bytes: &[u8]) -> Result<Network<'_>, LinkError> {
+    // The common case first, read in place: untagged Ethernet II carrying
+    // IPv4 or IPv6 (what the general path gives for it, without its
+    // machinery).
+    const LINKTYPE_ETHERNET: u32 = 1;
+    if link_type == LINKTYPE_ETHERNET {
+        if let (Some(&[a, b]), Some(ip)) = (bytes.get(12..14), bytes.get(14..)) {
+            let ethertype = u16::from_be_bytes([a, b]);
+            if ethertype == ETHERTYPE_IPV4 || ethertype == ETHERTYPE_IPV6 {
+                return Ok(Network::Ip(ip));
+            }
+        }
+    }
     network_of_depth(link_type, bytes, 0)
 }
 
@@ -167,6 +180,30 @@ mod tests {
     use super::*;
 
     const IP4: [u8; 2] = [0x45, 0x00];
+
+    #[test]
+    fn the_ethernet_shortcut_agrees_with_the_general_path() {
+        let frame = |ethertype: [u8; 2], rest: &[u8]| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&ethertype);
+            f.extend_from_slice(rest);
+            f
+        };
+        let cases = [
+            frame([0x08, 0x00], &IP4),
+            frame([0x86, 0xDD], &[0x60, 0, 0, 0]),
+            frame([0x08, 0x00], &[]),
+            frame([0x81, 0x00], &[0, 5, 0x08, 0x00, 0x45, 0]),
+            frame([0x08, 0x06], &[0; 28]),
+            vec![0u8; 13],
+            vec![],
+        ];
+        for f in &cases {
+            let shortcut = network_of(1, f);
+            let general = network_of_depth(1, f, 0);
+            assert_eq!(format!("{shortcut:?}"), format!("{general:?}"), "{f:?}");
+        }
+    }
 
     #[test]
     fn every_link_type_reaches_ip() {
