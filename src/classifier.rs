@@ -641,10 +641,16 @@ impl Classifier {
                 v
             };
             // A Skype verdict needs a direction with a signature whose
-            // rhythm the NBC has judged and passed (`judge_direction`):
-            // checked first, as it is cheap and the evidence is not.
+            // rhythm the NBC has judged and passed and, for UDP, whose DFT
+            // class agrees (`judge_direction`): checked first, as it is
+            // cheap and the evidence is not.
             let may_be_skype = |d: &DirState| {
-                d.csc.is_skype() && d.nbc.judged(&config.nbc) && d.nbc.passes(&config.nbc)
+                d.csc.is_skype()
+                    && d.nbc.judged(&config.nbc)
+                    && d.nbc.passes(&config.nbc)
+                    && (p.transport != Transport::Udp
+                        || !config.verdict.require_dft_for_udp
+                        || csc::dft_class(&d.features.dft, &config.dft).agrees_with(d.csc))
             };
             if changed && dirs.iter().any(may_be_skype) {
                 let ev = [dirs[0].evidence(config), dirs[1].evidence(config)];
