@@ -219,15 +219,15 @@ impl FlowLookup {
         }
     }
 
-    /// The keyed hash of the flow, the same for both directions. Its bits 32
-    /// to 55 are free for sharding: the index uses the low bits for the
-    /// bucket and the top 7 as a tag.
+    /// The keyed hash of the flow, the same for both directions. A table's
+    /// index takes the entry's position from the low bits and its tag from
+    /// the top 8.
     pub fn hash(&self) -> u64 {
         self.hash
     }
 
     /// The shard of `shards` this flow belongs to, from the hash's bits 32
-    /// to 55.
+    /// to 55 (apart from the bits an index of the same hasher uses).
     pub fn shard(&self, shards: usize) -> usize {
         let bits = (self.hash >> 32) & 0xFF_FFFF;
         ((bits * shards as u64) >> 24) as usize
