@@ -39,6 +39,9 @@ pub fn analyze_capture(mut cap: Capture, model: &Model, table: FlowTableConfig) 
     classifier.keep_evidence_for_records(true);
     let mut records = Vec::new();
     let collect = |c: &mut Classifier, records: &mut Vec<FlowRecord>| {
+        if !c.has_events() {
+            return;
+        }
         for e in c.drain_events() {
             if let Event::FlowEnded(r) = e {
                 records.push(*r);

@@ -483,6 +483,13 @@ impl Classifier {
         self.events.drain(..)
     }
 
+    /// Whether events wait to be drained (cheaper to ask per packet than to
+    /// drain an empty buffer).
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Pushes one frame; events go to the buffer ([`Classifier::drain_events`]).
     /// Returns the skip reason when the frame was not a TCP/UDP packet.
     pub fn push(&mut self, raw: &RawPacket<'_>) -> Result<(), SkipReason> {
