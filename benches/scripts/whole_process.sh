@@ -27,7 +27,8 @@ fi
 shift || true
 threads=("$@")
 [ ${#threads[@]} -gt 0 ] || threads=(1 2)
-bin=./target/release/examples/classify
+# BIN: another build of classify to time (e.g. an older commit's).
+bin=${BIN:-./target/release/examples/classify}
 frames=$($bin --read-only "$cap" 2>&1 | sed -n 's/.*, \([0-9]*\) frames,.*/\1/p')
 cat "$cap" > /dev/null   # into the page cache
 echo "capture: $cap ($frames frames); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F)"
