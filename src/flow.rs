@@ -124,25 +124,10 @@ impl PackedKey {
     /// `a`:`ap` is the lower endpoint.
     #[inline]
     fn of(transport: Transport, a: &IpAddr, ap: u16, b: &IpAddr, bp: u16) -> (PackedKey, bool) {
-        Self::of_bits(
-            transport,
-            a.is_ipv6(),
-            (addr_bits(a), ap),
-            (addr_bits(b), bp),
-        )
-    }
-
-    /// The same from addresses as 128-bit numbers (IPv4 mapped).
-    #[inline]
-    fn of_bits(
-        transport: Transport,
-        v6: bool,
-        x: (u128, u16),
-        y: (u128, u16),
-    ) -> (PackedKey, bool) {
+        let (x, y) = ((addr_bits(a), ap), (addr_bits(b), bp));
         let a_is_lo = x <= y;
         let ((lo, lp), (hi, hp)) = if a_is_lo { (x, y) } else { (y, x) };
-        let v6 = if v6 { PROTO_V6 } else { 0 };
+        let v6 = if a.is_ipv6() { PROTO_V6 } else { 0 };
         let key = PackedKey {
             lo: split(lo),
             hi: split(hi),
@@ -207,7 +192,8 @@ pub struct FlowLookup {
 }
 
 impl FlowLookup {
-    /// The lookup of `p` with `hasher` (a table's [`FlowTable::hasher`]).
+    /// The lookup of `p` with `hasher`. A table's index takes the entry's
+    /// position from the hash's low bits and its tag from the top 8.
     #[inline]
     pub fn of(p: &Packet<'_>, hasher: &FlowHasher) -> FlowLookup {
         let (key, src_is_lo) =
@@ -217,13 +203,6 @@ impl FlowLookup {
             key,
             src_is_lo,
         }
-    }
-
-    /// The keyed hash of the flow, the same for both directions. A table's
-    /// index takes the entry's position from the low bits and its tag from
-    /// the top 8.
-    pub fn hash(&self) -> u64 {
-        self.hash
     }
 
     /// The shard of `shards` this flow belongs to, from the hash's bits 32
@@ -839,12 +818,6 @@ impl<T> FlowTable<T> {
     #[inline]
     pub fn lookup(&self, p: &Packet<'_>) -> FlowLookup {
         FlowLookup::of(p, &self.hasher)
-    }
-
-    /// The keyed hasher of the index (for [`FlowLookup::of`] outside the
-    /// table, and for tables that share it).
-    pub fn hasher(&self) -> &FlowHasher {
-        &self.hasher
     }
 
     fn find(&self, l: &FlowLookup) -> Option<u32> {
