@@ -12,7 +12,7 @@ use crate::capture::{Capture, CaptureError};
 use crate::classifier::{replay_endpoints, revise_with, Classifier, Event, FlowRecord, RunStats};
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
-use crate::flow::{FlowHasher, FlowLookup};
+use crate::flow::FlowHasher;
 use crate::model::Model;
 use crate::packet::PacketRecord;
 
@@ -94,10 +94,55 @@ pub fn analyze_file_parallel(
     Ok(analyze_capture_parallel(cap, model, table, threads))
 }
 
-/// Packets per batch handed from the reader to a worker (1.1 MiB): few
-/// enough batches that waking the workers (an interrupt between cores,
+/// Packets per batch handed from the reader to a worker (1 MiB of records):
+/// few enough batches that waking the workers (an interrupt between cores,
 /// costly in a VM) stays rare.
 const BATCH_PACKETS: usize = 16384;
+
+/// A packet record alone on its cache line, so that the reader can write
+/// it as one whole line.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct RecordLine(PacketRecord);
+
+/// What the reader hands a worker: records and their frame numbers.
+struct Batch {
+    records: Vec<RecordLine>,
+    seqs: Vec<u64>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            records: Vec::with_capacity(BATCH_PACKETS),
+            seqs: Vec::with_capacity(BATCH_PACKETS),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.seqs.clear();
+    }
+
+    #[inline]
+    fn push(&mut self, r: PacketRecord, seq: u64) {
+        self.records.push(RecordLine(r));
+        self.seqs.push(seq);
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<RecordLine>() == 64);
+const _: () = assert!(std::mem::size_of::<PacketRecord>() == 64);
+
+/// The worker of `shards` a flow's packets go to, from its symmetric hash.
+#[inline]
+fn shard_of(hash: u64, shards: usize) -> usize {
+    (((hash >> 32) * shards as u64) >> 32) as usize
+}
 
 struct Shard {
     records: Vec<FlowRecord>,
@@ -105,11 +150,11 @@ struct Shard {
     log: Vec<crate::classifier::EndpointObservation>,
 }
 
-/// Analyses one capture with `threads` workers: the reading thread reads
-/// each frame's 5-tuple in place (decoding only frames other than plain
-/// Ethernet + IP + UDP/TCP), shards the flow by a keyed symmetric hash of
-/// the 5-tuple (both directions go to the same worker) and hands batches of
-/// copied frames to the workers, each a [`Classifier`] of its own. Endpoint
+/// Analyses one capture with `threads` workers: the reading thread turns
+/// each frame into a [`PacketRecord`] ([`PacketRecord::of_frame`]), shards
+/// the flow by a keyed symmetric hash of the 5-tuple (both directions go to
+/// the same worker, [`PacketRecord::symmetric_hash`]) and hands batches of
+/// records to the workers, each a [`Classifier`] of its own. Endpoint
 /// evidence spans shards, so the workers log it and it is replayed in
 /// capture order at the end, as one thread would apply it: the verdicts are
 /// those of [`analyze_capture`]. Records come in shard order.
@@ -126,11 +171,11 @@ pub fn analyze_capture_parallel(
     }
     let start = Instant::now();
     let hasher = FlowHasher::new();
-    let (pool_tx, pool_rx) = mpsc::channel::<Vec<(PacketRecord, u64)>>();
+    let (pool_tx, pool_rx) = mpsc::channel::<Batch>();
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     for _ in 0..threads {
-        let (tx, rx) = mpsc::sync_channel::<Vec<(PacketRecord, u64)>>(2);
+        let (tx, rx) = mpsc::sync_channel::<Batch>(2);
         senders.push(tx);
         let pool_tx = pool_tx.clone();
         let model = model.clone();
@@ -141,8 +186,8 @@ pub fn analyze_capture_parallel(
             c.log_endpoints();
             let mut records = Vec::new();
             while let Ok(mut batch) = rx.recv() {
-                for (r, seq) in &batch {
-                    c.push_record(r, *seq);
+                for (r, seq) in batch.records.iter().zip(&batch.seqs) {
+                    c.push_record(&r.0, *seq);
                 }
                 for e in c.drain_events() {
                     if let Event::FlowEnded(r) = e {
@@ -166,30 +211,26 @@ pub fn analyze_capture_parallel(
         }));
     }
     drop(pool_tx);
-    let mut current: Vec<Vec<(PacketRecord, u64)>> = (0..threads)
-        .map(|_| Vec::with_capacity(BATCH_PACKETS))
-        .collect();
+    let mut current: Vec<Batch> = (0..threads).map(|_| Batch::new()).collect();
     let mut reader_stats = RunStats::default();
     let mut seq = 0u64;
     let result = cap.for_each(|raw| {
         seq += 1;
-        let p = match crate::packet::decode(raw) {
-            Ok(p) => p,
+        let r = match PacketRecord::of_frame(raw) {
+            Ok(r) => r,
             Err(reason) => {
                 reader_stats.frames += 1;
                 reader_stats.skipped.add(reason);
                 return true;
             }
         };
-        let shard = FlowLookup::of(&p, &hasher).shard(threads);
+        let shard = shard_of(r.symmetric_hash(&hasher), threads);
         let Some(b) = current.get_mut(shard) else {
             return false;
         };
-        b.push((PacketRecord::of(&p), seq));
+        b.push(r, seq);
         if b.len() >= BATCH_PACKETS {
-            let fresh = pool_rx
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(BATCH_PACKETS));
+            let fresh = pool_rx.try_recv().unwrap_or_else(|_| Batch::new());
             let full = std::mem::replace(b, fresh);
             if senders[shard].send(full).is_err() {
                 return false;
@@ -198,7 +239,7 @@ pub fn analyze_capture_parallel(
         true
     });
     for (shard, b) in current.into_iter().enumerate() {
-        if !b.is_empty() {
+        if b.len() > 0 {
             let _ = senders[shard].send(b);
         }
     }

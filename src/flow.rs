@@ -181,9 +181,7 @@ impl PackedKey {
 
 /// A packet's flow as the table finds it: the canonical key, which end sent
 /// the packet, and the keyed hash of the key (the same for both directions).
-/// Made once per packet by the table ([`FlowTable::lookup`]); a sharded
-/// reader makes one with its own hasher to pick the worker
-/// ([`FlowLookup::shard`]).
+/// Made once per packet by the table ([`FlowTable::lookup`]).
 #[derive(Debug, Clone, Copy)]
 pub struct FlowLookup {
     key: PackedKey,
@@ -203,13 +201,6 @@ impl FlowLookup {
             key,
             src_is_lo,
         }
-    }
-
-    /// The shard of `shards` this flow belongs to, from the hash's bits 32
-    /// to 55 (apart from the bits an index of the same hasher uses).
-    pub fn shard(&self, shards: usize) -> usize {
-        let bits = (self.hash >> 32) & 0xFF_FFFF;
-        ((bits * shards as u64) >> 24) as usize
     }
 }
 
@@ -276,6 +267,18 @@ impl FlowHasher {
         let y = fold(key.hi[0] ^ k[2], key.hi[1] ^ k[3]);
         let z = fold(ports ^ k[4], k[5]);
         fold(x ^ y.rotate_left(21) ^ z.rotate_left(42), k[6])
+    }
+
+    /// A hash of two endpoints (three words each: an address's halves and a
+    /// port) and the protocol that does not depend on their order: the sum
+    /// of one keyed hash per endpoint, mixed with the protocol. For sharding
+    /// (both directions of a flow to the same worker) where building the
+    /// canonical key would cost more.
+    #[inline]
+    pub fn endpoint_pair(&self, a: [u64; 3], b: [u64; 3], proto: u64) -> u64 {
+        let k = &self.k;
+        let one = |e: [u64; 3]| fold(e[0] ^ k[0], e[1] ^ k[1]) ^ fold(e[2] ^ k[2], k[3]);
+        fold(one(a).wrapping_add(one(b)) ^ proto ^ k[4], k[5])
     }
 }
 

@@ -329,11 +329,13 @@ fn per_flow_alone_misses_classic_signalling() {
 }
 
 /// The common-case decoder gives exactly what the general `etherparse`
-/// path gives, on every frame of every real capture and of the sample.
+/// path gives, on every frame of every real capture and of the sample; and
+/// the records a sharded reader makes straight from the frames are those
+/// of the decoded packets.
 #[test]
 fn fast_decoder_agrees_with_etherparse() {
     use skype_dpi::capture::Capture;
-    use skype_dpi::packet::{decode_common, decode_ip};
+    use skype_dpi::packet::{decode, decode_common, decode_ip, PacketRecord};
     use skype_dpi::wire::link::{network_of, Network};
     let Some(dir) = ndpi_dir() else { return };
     let mut files: Vec<std::path::PathBuf> = Vec::new();
@@ -349,6 +351,9 @@ fn fast_decoder_agrees_with_etherparse() {
             continue;
         };
         let _ = cap.for_each(|raw| {
+            let direct = PacketRecord::of_frame(raw);
+            let decoded = decode(raw).map(|p| PacketRecord::of(&p));
+            assert_eq!(direct, decoded, "{}: record differs", f.display());
             if let Ok(Network::Ip(b)) = network_of(raw.link_type, raw.data) {
                 compared += 1;
                 if let Some(p) = decode_common(raw.ts, b) {
