@@ -22,6 +22,7 @@ use skype_dpi::packet::SkipReason;
 
 const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--duration S] [--read-only] CAPTURE...
   --duration S: stop a live capture after S seconds and report every flow
+  --max-flows N: hold at most N flows at once (all workers together), evicting the longest idle
   --threads N: shard flows over N worker threads (same verdicts as one)
   --read-only: only read the frames through libpcap (the speed floor no classifier can beat)";
 

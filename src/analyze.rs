@@ -157,7 +157,10 @@ struct Shard {
 /// records to the workers, each a [`Classifier`] of its own. Endpoint
 /// evidence spans shards, so the workers log it and it is replayed in
 /// capture order at the end, as one thread would apply it: the verdicts are
-/// those of [`analyze_capture`]. Records come in shard order.
+/// those of [`analyze_capture`]. Records come in shard order. The table's
+/// `max_flows` bounds the whole run: each worker holds its share (rounded
+/// up), so that the run's memory does not grow with the thread count (when
+/// the bound is reached, a worker evicts within its own shard).
 pub fn analyze_capture_parallel(
     mut cap: Capture,
     model: &Model,
@@ -171,6 +174,10 @@ pub fn analyze_capture_parallel(
     }
     let start = Instant::now();
     let hasher = FlowHasher::new();
+    let table = FlowTableConfig {
+        max_flows: table.max_flows.div_ceil(threads).max(1),
+        ..table
+    };
     let (pool_tx, pool_rx) = mpsc::channel::<Batch>();
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);

@@ -73,3 +73,32 @@ fn threads_give_the_verdicts_of_one() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `max_flows` bounds the whole run, not each worker: with 2 workers and a
+/// bound of 40 flows, at most 40 are held at once (each worker holding 20),
+/// and the flows beyond are evicted, not kept.
+#[test]
+fn the_flow_bound_holds_for_the_whole_run() {
+    let model = Model::default_model().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample.pcap");
+    let table = FlowTableConfig {
+        max_flows: 40,
+        ..FlowTableConfig::default()
+    };
+    let one = analyze_file(&sample, None, &model, FlowTableConfig::default()).unwrap();
+    assert!(
+        one.stats.peak_flows > 40,
+        "the sample holds {} flows",
+        one.stats.peak_flows
+    );
+    let r = analyze_file_parallel(&sample, None, &model, table, 2).unwrap();
+    assert!(
+        r.stats.peak_flows <= 40,
+        "{} flows held",
+        r.stats.peak_flows
+    );
+    assert!(r
+        .records
+        .iter()
+        .any(|f| f.end == skype_dpi::flow::EndReason::Evicted));
+}
