@@ -1,7 +1,7 @@
 //! From a link-layer frame to its IP packet, whatever the capture's link type.
 
 use super::ethernet::{
-    self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_PPPOE_SESSION,
+    self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_PPPOE_SESSION, ETHERTYPE_VLAN,
 };
 use super::null::{self, Family};
 use super::ppp::{self, PPP_IPV4, PPP_IPV6};
@@ -123,15 +123,19 @@ fn by_family(frame: null::Frame<'_>) -> Network<'_> {
 /// number). Never panics, whatever the bytes.
 #[inline]
 pub fn network_of(link_type: u32, bytes: &[u8]) -> Result<Network<'_>, LinkError> {
-    // The common case first, read in place: untagged Ethernet II carrying
-    // IPv4 or IPv6 (what the general path gives for it, without its
-    // machinery).
+    // The common cases first, read in place: Ethernet II carrying IPv4 or
+    // IPv6, untagged or under one 802.1Q tag (what the general path gives
+    // for them, without its machinery).
     const LINKTYPE_ETHERNET: u32 = 1;
     if link_type == LINKTYPE_ETHERNET {
-        if let (Some(&[a, b]), Some(ip)) = (bytes.get(12..14), bytes.get(14..)) {
-            let ethertype = u16::from_be_bytes([a, b]);
-            if ethertype == ETHERTYPE_IPV4 || ethertype == ETHERTYPE_IPV6 {
-                return Ok(Network::Ip(ip));
+        if let Some(h) = bytes.first_chunk::<18>() {
+            let is_ip = |t: u16| t == ETHERTYPE_IPV4 || t == ETHERTYPE_IPV6;
+            let outer = u16::from_be_bytes([h[12], h[13]]);
+            if is_ip(outer) {
+                return Ok(Network::Ip(&bytes[14..]));
+            }
+            if outer == ETHERTYPE_VLAN && is_ip(u16::from_be_bytes([h[16], h[17]])) {
+                return Ok(Network::Ip(&bytes[18..]));
             }
         }
     }
@@ -194,6 +198,14 @@ mod tests {
             frame([0x86, 0xDD], &[0x60, 0, 0, 0]),
             frame([0x08, 0x00], &[]),
             frame([0x81, 0x00], &[0, 5, 0x08, 0x00, 0x45, 0]),
+            frame([0x81, 0x00], &[0, 5, 0x86, 0xDD]),
+            frame([0x81, 0x00], &[0, 5, 0x08, 0x00]),
+            frame([0x81, 0x00], &[0, 5, 0x08]),
+            frame([0x81, 0x00], &[0, 5, 0x81, 0x00, 0, 6, 0x08, 0x00, 0x45, 0]),
+            frame([0x88, 0xA8], &[0, 5, 0x81, 0x00, 0, 6, 0x08, 0x00, 0x45, 0]),
+            frame([0x81, 0x00], &[0, 5, 0x08, 0x06, 1, 2]),
+            frame([0x08, 0x00], &[0x45, 0, 0]),
+            frame([0x86, 0xDD], &[]),
             frame([0x08, 0x06], &[0; 28]),
             vec![0u8; 13],
             vec![],
