@@ -59,7 +59,7 @@ one=${best[t${threads[0]}]}
 awk -v s="$fl" -v f="$frames" 'BEGIN { printf "%-28s %8.2f s %12.0f frames/s\n", "read-only (floor)", s, f/s }'
 for t in "${threads[@]}"; do
   awk -v s="${best[t$t]}" -v fl="$fl" -v one="$one" -v f="$frames" -v t="$t" -v t0="${threads[0]}" \
-    'BEGIN { printf "%-28s %8.2f s %12.0f frames/s  rate %.2f of the floor, %.2fx --threads %s\n", "classify --threads " t, s, f/s, fl/s, one/s, t0 }'
+    'BEGIN { printf "%-28s %8.2f s %12.0f frames/s  rate %.3f of the floor, %.2fx --threads %s\n", "classify --threads " t, s, f/s, fl/s, one/s, t0 }'
 done
 if command -v hyperfine >/dev/null 2>&1; then
   args=(-w 1 -r 3 -N "$bin --read-only $cap")
