@@ -85,6 +85,19 @@ pub struct TcpFlags {
     pub rst: bool,
 }
 
+impl TcpFlags {
+    /// The flags of a TCP header's flags byte (its 14th).
+    #[inline]
+    pub fn of_header_byte(b: u8) -> TcpFlags {
+        TcpFlags {
+            syn: b & 0x02 != 0,
+            ack: b & 0x10 != 0,
+            fin: b & 0x01 != 0,
+            rst: b & 0x04 != 0,
+        }
+    }
+}
+
 /// A decoded TCP or UDP message.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
@@ -172,20 +185,45 @@ impl PacketRecord {
     /// The record of `p`.
     #[inline]
     pub fn of(p: &Packet<'_>) -> PacketRecord {
-        let (head, n) = head_of(p.payload);
+        PacketRecord::with(
+            p.ts,
+            (addr_bytes(&p.src_ip), p.src_port),
+            (addr_bytes(&p.dst_ip), p.dst_port),
+            p.transport,
+            p.src_ip.is_ipv6(),
+            p.tcp_flags,
+            p.payload,
+            p.payload_len,
+        )
+    }
+
+    /// A record of its fields (addresses as in the record: IPv4 in the
+    /// first 4 bytes).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn with(
+        ts: Timestamp,
+        (src, src_port): ([u8; 16], u16),
+        (dst, dst_port): ([u8; 16], u16),
+        transport: Transport,
+        v6: bool,
+        f: TcpFlags,
+        payload: &[u8],
+        payload_len: u32,
+    ) -> PacketRecord {
+        let (head, head_len) = head_of(payload);
         let bit = |on: bool, b: u8| if on { b } else { 0 };
-        let f = &p.tcp_flags;
         PacketRecord {
-            ts: p.ts.0,
-            src: addr_bytes(&p.src_ip),
-            dst: addr_bytes(&p.dst_ip),
-            src_port: p.src_port,
-            dst_port: p.dst_port,
-            payload_len: p.payload_len,
+            ts: ts.0,
+            src,
+            dst,
+            src_port,
+            dst_port,
+            payload_len,
             head,
-            head_len: n,
-            flags: bit(p.transport == Transport::Tcp, RECORD_TCP)
-                | bit(p.src_ip.is_ipv6(), RECORD_V6)
+            head_len,
+            flags: bit(transport == Transport::Tcp, RECORD_TCP)
+                | bit(v6, RECORD_V6)
                 | bit(f.syn, RECORD_SYN)
                 | bit(f.ack, RECORD_ACK)
                 | bit(f.fin, RECORD_FIN)
@@ -205,26 +243,16 @@ impl PacketRecord {
             Network::NotIp(_) => return Err(SkipReason::NotIp),
         };
         if let Some(v) = CommonView::of(ip_bytes) {
-            let (head, k) = head_of(v.data);
-            let bit = |on: bool, b: u8| if on { b } else { 0 };
-            let f = v.tcp_flags;
-            return Ok(PacketRecord {
-                ts: raw.ts.0,
-                src: v.src,
-                dst: v.dst,
-                src_port: v.src_port,
-                dst_port: v.dst_port,
-                payload_len: v.data.len() as u32,
-                head,
-                head_len: k,
-                flags: bit(v.tcp, RECORD_TCP)
-                    | bit(v.v6, RECORD_V6)
-                    | bit(f & 0x02 != 0, RECORD_SYN)
-                    | bit(f & 0x10 != 0, RECORD_ACK)
-                    | bit(f & 0x01 != 0, RECORD_FIN)
-                    | bit(f & 0x04 != 0, RECORD_RST),
-                spare: [0; 6],
-            });
+            return Ok(PacketRecord::with(
+                raw.ts,
+                (v.src, v.src_port),
+                (v.dst, v.dst_port),
+                v.transport,
+                v.v6,
+                v.tcp_flags,
+                v.data,
+                v.data.len() as u32,
+            ));
         }
         decode_ip(raw.ts, ip_bytes).map(|p| PacketRecord::of(&p))
     }
@@ -440,19 +468,10 @@ pub fn decode_common(ts: Timestamp, b: &[u8]) -> Option<Packet<'_>> {
         dst_ip: addr(v.dst),
         src_port: v.src_port,
         dst_port: v.dst_port,
-        transport: if v.tcp {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        },
+        transport: v.transport,
         payload: v.data,
         payload_len: v.data.len() as u32,
-        tcp_flags: TcpFlags {
-            syn: v.tcp_flags & 0x02 != 0,
-            ack: v.tcp_flags & 0x10 != 0,
-            fin: v.tcp_flags & 0x01 != 0,
-            rst: v.tcp_flags & 0x04 != 0,
-        },
+        tcp_flags: v.tcp_flags,
     })
 }
 
@@ -465,13 +484,13 @@ struct CommonView<'a> {
     /// the rest zero.
     src: [u8; 16],
     dst: [u8; 16],
-    tcp: bool,
+    transport: Transport,
     src_port: u16,
     dst_port: u16,
     /// The transport payload.
     data: &'a [u8],
-    /// The TCP header's flags byte (0 for UDP).
-    tcp_flags: u8,
+    /// None set for UDP.
+    tcp_flags: TcpFlags,
 }
 
 impl<'a> CommonView<'a> {
@@ -515,20 +534,28 @@ impl<'a> CommonView<'a> {
             ]))
         };
         // The transport header's length and flags; its payload follows it.
-        let (tcp, data, tcp_flags) = match proto {
+        let (transport, data, tcp_flags) = match proto {
             17 => {
                 let udp_len = usize::from(port(4)?);
                 if udp_len < 8 || udp_len > payload.len() {
                     return None;
                 }
-                (false, payload.get(8..udp_len)?, 0)
+                (
+                    Transport::Udp,
+                    payload.get(8..udp_len)?,
+                    TcpFlags::default(),
+                )
             }
             6 => {
                 let header = usize::from(*payload.get(12)? >> 4) * 4;
                 if header < 20 || header > payload.len() {
                     return None;
                 }
-                (true, payload.get(header..)?, *payload.get(13)?)
+                (
+                    Transport::Tcp,
+                    payload.get(header..)?,
+                    TcpFlags::of_header_byte(*payload.get(13)?),
+                )
             }
             _ => return None,
         };
@@ -536,7 +563,7 @@ impl<'a> CommonView<'a> {
             v6,
             src,
             dst,
-            tcp,
+            transport,
             src_port: port(0)?,
             dst_port: port(2)?,
             data,
