@@ -494,16 +494,31 @@ impl Classifier {
     /// Returns the skip reason when the frame was not a TCP/UDP packet.
     pub fn push(&mut self, raw: &RawPacket<'_>) -> Result<(), SkipReason> {
         self.stats.frames += 1;
-        let p = match packet::decode(raw) {
-            Ok(p) => p,
+        // The common case straight from its view of the frame, the rest
+        // through the general decoder (`packet::decode`, the same answer).
+        let decoded = match crate::wire::link::network_of(raw.link_type, raw.data) {
+            Ok(crate::wire::link::Network::Ip(ip)) => match packet::decode_common(raw.ts, ip) {
+                Some(p) => {
+                    let lookup = self.table.lookup(&p);
+                    self.push_decoded(&p, &lookup);
+                    return Ok(());
+                }
+                None => packet::decode_ip(raw.ts, ip),
+            },
+            Ok(crate::wire::link::Network::NotIp(_)) => Err(SkipReason::NotIp),
+            Err(e) => Err(SkipReason::from(e)),
+        };
+        match decoded {
+            Ok(p) => {
+                let lookup = self.table.lookup(&p);
+                self.push_decoded(&p, &lookup);
+                Ok(())
+            }
             Err(reason) => {
                 self.stats.skipped.add(reason);
-                return Err(reason);
+                Err(reason)
             }
-        };
-        let lookup = self.table.lookup(&p);
-        self.push_decoded(&p, &lookup);
-        Ok(())
+        }
     }
 
     /// Pushes a burst of frames (as a NIC queue or a capture ring hands
