@@ -10,11 +10,11 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use skype_dpi::analyze::analyze_file;
 use skype_dpi::classifier::Classifier;
 use skype_dpi::config::{DftConfig, FlowTableConfig, NbcConfig};
-use skype_dpi::csc::classify_counts;
-use skype_dpi::features::{func_mask, DirectionFeatures, NibbleCounts};
+use skype_dpi::csc::{CscState, GroupTests};
+use skype_dpi::features::{DirectionFeatures, FuncSet, NibbleCounts};
 use skype_dpi::flow::FlowTable;
 use skype_dpi::model::Model;
-use skype_dpi::packet::{decode, RawPacket, Timestamp, Transport};
+use skype_dpi::packet::{decode, RawPacket, Timestamp};
 use skype_dpi::synth::{Generator, SynthConfig};
 
 fn frames(n: usize) -> Vec<(i64, Vec<u8>)> {
@@ -61,7 +61,7 @@ fn per_packet(c: &mut Criterion) {
     });
     let dft = DftConfig::default();
     let nbc = NbcConfig::default();
-    let mask = func_mask(&dft.func_known);
+    let mask = FuncSet::of(&dft.func_known);
     let decoded: Vec<_> = frames
         .iter()
         .filter_map(|(ts, f)| decode(&raw(*ts, f)).ok())
@@ -105,9 +105,13 @@ fn per_packet(c: &mut Criterion) {
         h[2] = (h[2] & 0x70) | 0x0D;
         counts.add(&h);
     }
-    let cfg = skype_dpi::config::CscConfig::default();
-    c.bench_function("chi_square_classify_e2e_window", |b| {
-        b.iter(|| black_box(classify_counts(black_box(&counts), Transport::Udp, &cfg)))
+    let tests = GroupTests::new(&skype_dpi::config::CscConfig::default());
+    c.bench_function("sequential_group_tests_e2e_window", |b| {
+        b.iter(|| {
+            let mut s = CscState::default();
+            s.look(black_box(&counts), 1, &tests);
+            black_box(s)
+        })
     });
 }
 

@@ -57,7 +57,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let root = datasets_dir().display().to_string();
-    let specs: Vec<String> = specs
+    let given = specs;
+    let specs: Vec<String> = given
         .iter()
         .map(|s| s.replace("$SKYPE_DPI_DATASETS", &root))
         .collect();
@@ -72,13 +73,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ev = match evaluate(&model, &specs) {
+    let mut ev = match evaluate(&model, &specs) {
         Ok(ev) => ev,
         Err(e) => {
             eprintln!("evaluate: {e}");
             return ExitCode::FAILURE;
         }
     };
+    // Sets are named as given (`$SKYPE_DPI_DATASETS/...`), so that the
+    // report carries no path of this machine.
+    ev.rename_sets(|s| {
+        specs
+            .iter()
+            .position(|x| x == s)
+            .map_or(s.to_string(), |i| given[i].clone())
+    });
     print!("{}", ev.text().replace(&root, "$SKYPE_DPI_DATASETS"));
     if let Some(dir) = report {
         if let Err(e) = ev.write_report(&dir) {
@@ -97,7 +106,10 @@ fn main() -> ExitCode {
     }
     for (set, want) in &min_recall {
         let set_full = set.replace("$SKYPE_DPI_DATASETS", &root);
-        match ev.sets.iter().find(|m| m.set == set_full) {
+        let named = |m: &&skype_dpi::evaluate::SetMetrics| {
+            m.set == *set || m.set.replace("$SKYPE_DPI_DATASETS", &root) == set_full
+        };
+        match ev.sets.iter().find(named) {
             Some(m) => {
                 let got = m.recall.unwrap_or(0.0);
                 if got < *want {

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::capture::{Capture, CaptureError};
-use crate::classifier::{replay_endpoints, revise_with, Classifier, Event, FlowRecord, RunStats};
+use crate::classifier::{
+    replay_endpoints, revise_records, Classifier, Event, FlowRecord, RunStats,
+};
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
 use crate::flow::FlowHasher;
@@ -55,9 +57,7 @@ pub fn analyze_capture(mut cap: Capture, model: &Model, table: FlowTableConfig) 
     });
     classifier.finish_all();
     collect(&mut classifier, &mut records);
-    for r in records.iter_mut() {
-        classifier.revise(r);
-    }
+    classifier.revise_records(&mut records);
     let mut endpoints: Vec<EndpointKey> = classifier.endpoints().recognised().copied().collect();
     endpoints.sort();
     CaptureReport {
@@ -174,6 +174,7 @@ pub fn analyze_capture_parallel(
     }
     let start = Instant::now();
     let hasher = FlowHasher::new();
+    let tests = crate::csc::GroupTests::new(&model.config.csc);
     let table = FlowTableConfig {
         max_flows: table.max_flows.div_ceil(threads).max(1),
         ..table
@@ -223,7 +224,7 @@ pub fn analyze_capture_parallel(
     let mut seq = 0u64;
     let result = cap.for_each(|raw| {
         seq += 1;
-        let r = match PacketRecord::of_frame(raw) {
+        let r = match PacketRecord::of_frame(raw, &tests) {
             Ok(r) => r,
             Err(reason) => {
                 reader_stats.frames += 1;
@@ -264,14 +265,8 @@ pub fn analyze_capture_parallel(
             stats.peak_flows += s.stats.peak_flows;
         }
     }
-    let endpoints_table = replay_endpoints(log, &model.config);
-    for r in records.iter_mut() {
-        revise_with(
-            r,
-            |e| endpoints_table.is_recognised(e),
-            &model.config.endpoint,
-        );
-    }
+    let mut endpoints_table = replay_endpoints(log, &model.config);
+    revise_records(&mut records, &mut endpoints_table);
     let mut endpoints: Vec<EndpointKey> = endpoints_table.recognised().copied().collect();
     endpoints.sort();
     CaptureReport {

@@ -1,59 +1,236 @@
 //! The streaming API that a firewall links: packets in, events out.
 //!
-//! [`Classifier::push`] takes one captured frame, decodes it, finds its flow,
-//! updates the flow's features, runs the classifiers when their windows
-//! allow, and appends events to a buffer the caller drains: a verdict as soon
-//! as a flow is recognised, a record when a flow ends, a notice when an
-//! endpoint is recognised and any revision that follows from it. The
-//! per-packet path allocates only when a flow or an endpoint is created.
+//! [`Classifier::push`] takes one captured frame and runs the data path as
+//! a short sequence of steps, each a function of its own module:
+//! 1. decode the frame ([`crate::packet`]) and find its flow
+//!    ([`crate::flow`]);
+//! 2. count what an endpoint's verdict asks of the flow's own messages
+//!    (the FUNC bytes of UDP, a TCP flow's random first payload,
+//!    [`FlowAgreement`]);
+//! 3. update the direction's features ([`crate::features`]) and look with
+//!    the sequential tests: the groups ([`crate::csc`]), the header
+//!    ([`crate::dft`]), a completed rhythm window ([`crate::nbc`]);
+//! 4. judge the flow ([`crate::verdict`]) and report what changed: a Skype
+//!    verdict as soon as it is reached, a revision if later evidence
+//!    contradicts it, a final "not Skype" once every direction is
+//!    contradicted; a verdict is final (and the flow's features released)
+//!    once confirmed over the paper's full window;
+//! 5. feed the flow's first messages to its UDP endpoints
+//!    ([`crate::endpoint`]), whose verdict an undecided flow takes.
+//!
+//! Events go to a buffer the caller drains. The per-packet path allocates
+//! only when a flow or an endpoint is created.
 
-use crate::config::{FlowTableConfig, MethodConfig, CSC_GROUPS, CSC_WINDOW_PACKETS};
-use crate::csc::{self, CscClass};
+use crate::config::{FlowTableConfig, MethodConfig, CSC_GROUPS};
+use crate::csc::{self, CscState, GroupTests, SignatureState};
+use crate::dft::{self, HeaderState};
 use crate::endpoint::{EndpointKey, EndpointTable};
-use crate::features::{func_mask, DirectionFeatures};
-use crate::flow::{Direction, EndReason, EndedFlow, FlowKey, FlowLookup, FlowTable};
+use crate::features::{DirectionFeatures, FuncSet};
+use crate::flow::{
+    Direction, EndReason, EndedFlow, FlowCounters, FlowKey, FlowLookup, FlowTable, KeyRef,
+};
 use crate::model::Model;
 use crate::nbc::NbcScore;
 use crate::packet::{self, PacketRecord, RawPacket, SkipCounts, SkipReason, Timestamp, Transport};
-use crate::verdict::{self, DirectionEvidence, Kind, Label, Verdict, Via};
+use crate::verdict::{
+    self, Contradiction, DirectionEvidence, DirectionState, FlowEvidence, Kind, Label, Verdict, Via,
+};
+
+/// What the classifier needs to judge: the method's numbers, the rhythm
+/// model, the group tests' tables and the known FUNC values.
+struct Method {
+    config: MethodConfig,
+    model: Model,
+    tests: GroupTests,
+    known: FuncSet,
+}
+
+impl Method {
+    fn new(model: Model) -> Self {
+        let config = model.config.clone();
+        Method {
+            tests: GroupTests::new(&config.csc),
+            known: FuncSet::of(&config.dft.func_known),
+            config,
+            model,
+        }
+    }
+}
 
 /// Everything the classifiers keep for one direction while undecided.
 #[derive(Debug, Clone, Default)]
 struct DirState {
     features: DirectionFeatures,
+    /// The group tests' decisions.
+    groups: CscState,
+    /// The header tests' decisions.
+    header: HeaderState,
+    /// The rhythm test.
     nbc: NbcScore,
-    /// First Skype class reached, else the latest window's class.
-    csc: CscClass,
-    /// Flow packet count when the Skype class was first reached.
+    /// Flow packet count when a chi-square signature first held.
     csc_at: Option<u32>,
 }
 
 impl DirState {
-    fn evidence(&self, config: &MethodConfig) -> DirectionEvidence {
-        let dft = &config.dft;
-        let chi2 = csc::chi_squares(&self.features.nibbles);
-        let mut c = [0f32; CSC_GROUPS];
-        for (o, x) in c.iter_mut().zip(chi2.iter()) {
-            *o = *x as f32;
+    /// Step 3: accounts one packet of this direction in its features and
+    /// looks with the sequential tests; a completed window's log-odds go to
+    /// the direction's rhythm test and to the flow's (`rhythm`). Returns
+    /// whether the direction's evidence changed.
+    #[inline]
+    fn observe(
+        &mut self,
+        p: &packet::Packet<'_>,
+        flow_packets: u64,
+        rhythm: &mut NbcScore,
+        method: &Method,
+    ) -> bool {
+        let config = &method.config;
+        let obs = self.features.observe(
+            p.ts,
+            p.transport,
+            p.payload,
+            p.payload_len,
+            method.known,
+            &config.dft,
+            &config.nbc,
+        );
+        if p.payload_len == 0 {
+            return false;
         }
-        let dft_class = csc::dft_class(&self.features.dft, dft);
-        let dft_matching = match self.csc {
-            CscClass::E2e => self.features.dft.voice,
-            CscClass::E2o => self.features.dft.prefix_repeats,
-            _ => 0,
-        };
+        if p.transport == Transport::Udp {
+            self.header.look(&self.features.dft, &config.dft);
+        }
+        if obs.sampled {
+            let f = &self.features;
+            let window = csc::window_index(&f.nibbles, f.sampled_total);
+            self.groups.look(&f.nibbles, window, &method.tests);
+            if self.csc_at.is_none() && self.csc_class(p.transport, config).is_skype() {
+                self.csc_at = Some(flow_packets.min(u64::from(u32::MAX)) as u32);
+            }
+        }
+        if let Some((kind, w)) = obs.window {
+            let log_odds = method.model.nbc.log_odds(kind, &w);
+            self.nbc.add(log_odds, &config.nbc);
+            rhythm.add(log_odds, &config.nbc);
+        }
+        true
+    }
+
+    /// The chi-square signature that holds (without the header check).
+    fn csc_class(&self, transport: Transport, config: &MethodConfig) -> csc::CscClass {
+        verdict::signatures(transport)
+            .iter()
+            .find(|s| {
+                s.state(&self.groups, self.features.sampled_total, &config.csc)
+                    == SignatureState::Holds
+            })
+            .map_or(csc::CscClass::None, |s| s.class())
+    }
+
+    /// The direction's evidence; the chi2 values (for records and events,
+    /// not for judging) when `chi2`.
+    fn evidence(
+        &self,
+        transport: Transport,
+        config: &MethodConfig,
+        chi2: bool,
+    ) -> DirectionEvidence {
+        let f = &self.features;
+        let mut values = [0f32; CSC_GROUPS];
+        if chi2 {
+            for (o, x) in values.iter_mut().zip(csc::chi_squares(&f.nibbles)) {
+                *o = x as f32;
+            }
+        }
         DirectionEvidence {
-            csc: self.csc,
-            dft: dft_class,
-            dft_matching,
+            messages: f.dft.packets,
+            csc: self.csc_class(transport, config),
+            groups: self.groups,
+            dft: dft::dft_class(&f.dft, &self.header, &config.dft),
+            header: self.header.judge(&f.dft, &config.dft),
             nbc: self.nbc,
-            sampled: self.features.sampled_total,
-            window_sampled: self.features.nibbles.samples(),
-            chi2: c,
+            sampled: f.sampled_total,
+            window_sampled: f.nibbles.samples(),
+            chi2: values,
             csc_first_at: self.csc_at,
-            video: f64::from(self.features.video_packets)
-                > config.nbc.video_share * f64::from(self.features.dft.packets),
+            video: f64::from(f.video_packets) > config.nbc.video_share * f64::from(f.dft.packets),
         }
+    }
+}
+
+/// What an endpoint's verdict asks of a flow's own messages, in 8 bytes.
+/// UDP: the messages with a FUNC byte, and those with a known Skype value
+/// (the flow agrees when the known share is the endpoint signature's). TCP:
+/// the messages with payload, and whether the first was random from its
+/// first byte (1) or not (0) (the flow agrees when it was).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct FlowAgreement {
+    messages: u32,
+    agreeing: u32,
+}
+
+impl FlowAgreement {
+    /// Step 2: counts one payload.
+    #[inline]
+    fn count(&mut self, p: &packet::Packet<'_>, known: FuncSet, tests: &GroupTests) {
+        match p.transport {
+            Transport::Udp => {
+                if let Some(&b2) = p.payload.get(2) {
+                    self.messages = self.messages.saturating_add(1);
+                    self.agreeing = self.agreeing.saturating_add(u32::from(known.contains(b2)));
+                }
+            }
+            Transport::Tcp if p.payload_len > 0 => {
+                if self.messages == 0 {
+                    let random = p.random_head.unwrap_or_else(|| {
+                        crate::endpoint::encrypted_from_first_byte(p.payload, tests)
+                    });
+                    self.agreeing = u32::from(random);
+                }
+                self.messages = self.messages.saturating_add(1);
+            }
+            Transport::Tcp => {}
+        }
+    }
+
+    /// The agreement of a record.
+    fn of(rec: &FlowRecord) -> Self {
+        match rec.key.transport {
+            Transport::Udp => FlowAgreement {
+                messages: rec.func_messages,
+                agreeing: rec.known_func,
+            },
+            Transport::Tcp => FlowAgreement {
+                messages: rec.func_messages,
+                agreeing: u32::from(rec.first_payload_random == Some(true)),
+            },
+        }
+    }
+
+    /// Whether the flow's own messages agree with an endpoint's Skype
+    /// verdict.
+    fn agrees(self, transport: Transport, cfg: &crate::config::EndpointConfig) -> bool {
+        self.messages > 0
+            && match transport {
+                Transport::Udp => {
+                    f64::from(self.agreeing) >= cfg.min_known_func_share * f64::from(self.messages)
+                }
+                Transport::Tcp => self.agreeing == 1,
+            }
+    }
+
+    /// Confidence of an endpoint verdict for the flow: the share of its
+    /// messages that agree (TCP: 1 when its first payload was random),
+    /// discounted for short flows (1 message: 0.5).
+    fn confidence(self, transport: Transport) -> f64 {
+        if self.messages == 0 {
+            return 0.0;
+        }
+        let share = match transport {
+            Transport::Udp => f64::from(self.agreeing) / f64::from(self.messages),
+            Transport::Tcp => f64::from(self.agreeing),
+        };
+        share * (1.0 - 0.5 / f64::from(self.messages))
     }
 }
 
@@ -62,13 +239,28 @@ impl DirState {
 #[derive(Debug, Clone, Default)]
 struct OpenState {
     dirs: [DirState; 2],
-    /// A verdict reached while the features are still kept (an endpoint's).
+    /// The rhythm test over both directions' windows.
+    rhythm: NbcScore,
+    /// The verdict so far: the flow's own Skype verdict while it is being
+    /// confirmed, an endpoint's while the flow's own evidence is pending,
+    /// or undecided.
     verdict: Verdict,
-    /// The verdict an endpoint revised, if it did.
+    /// The verdict that a later one revised, if one did.
     revised_from: Option<Label>,
-    /// Messages of 3 bytes or more, and those with a known FUNC value.
-    func_messages: u32,
-    known_func: u32,
+    func: FlowAgreement,
+}
+
+impl OpenState {
+    /// The flow's evidence; the chi2 values when `chi2`.
+    fn evidence(&self, transport: Transport, config: &MethodConfig, chi2: bool) -> FlowEvidence {
+        FlowEvidence {
+            directions: [
+                self.dirs[0].evidence(transport, config, chi2),
+                self.dirs[1].evidence(transport, config, chi2),
+            ],
+            rhythm: self.rhythm,
+        }
+    }
 }
 
 /// A verdict as a decided flow keeps it, in 16 bytes (the confidence to the
@@ -122,12 +314,12 @@ impl CompactVerdict {
 #[derive(Debug, Clone)]
 struct FinalState {
     verdict: CompactVerdict,
-    /// As in [`OpenState`] (an endpoint may still revise the flow).
-    func_messages: u32,
-    known_func: u32,
+    /// As in [`OpenState`] (an endpoint may still give an undecided flow
+    /// its verdict).
+    func: FlowAgreement,
     /// The evidence at the decision, kept for the flow's record when the
     /// classifier keeps evidence ([`Classifier::keep_evidence_for_records`]).
-    evidence: Option<Box<[DirectionEvidence; 2]>>,
+    evidence: Option<Box<FlowEvidence>>,
 }
 
 /// The per-flow state the classifier keeps in the flow table: 32 bytes
@@ -160,34 +352,17 @@ impl FlowState {
         }
     }
 
-    /// Messages with a FUNC byte, and those with a known FUNC value.
-    fn func_counts(&self) -> (u32, u32) {
+    fn func(&self) -> FlowAgreement {
         match &self.0 {
-            StateInner::Open(o) => (o.func_messages, o.known_func),
-            StateInner::Final(f) => (f.func_messages, f.known_func),
+            StateInner::Open(o) => o.func,
+            StateInner::Final(f) => f.func,
         }
     }
 
-    fn func_counts_mut(&mut self) -> (&mut u32, &mut u32) {
+    fn func_mut(&mut self) -> &mut FlowAgreement {
         match &mut self.0 {
-            StateInner::Open(o) => (&mut o.func_messages, &mut o.known_func),
-            StateInner::Final(f) => (&mut f.func_messages, &mut f.known_func),
-        }
-    }
-
-    /// Sets a verdict without releasing the features (an endpoint's).
-    fn set_verdict(&mut self, v: Verdict, revised_from: Option<Label>) {
-        match &mut self.0 {
-            StateInner::Open(o) => {
-                o.verdict = v;
-                if revised_from.is_some() {
-                    o.revised_from = revised_from;
-                }
-            }
-            StateInner::Final(f) => {
-                let r = revised_from.or(f.verdict.revised_from);
-                f.verdict = CompactVerdict::new(v, r);
-            }
+            StateInner::Open(o) => &mut o.func,
+            StateInner::Final(f) => &mut f.func,
         }
     }
 
@@ -196,14 +371,14 @@ impl FlowState {
     fn finalize(
         &mut self,
         verdict: Verdict,
-        evidence: [DirectionEvidence; 2],
+        revised_from: Option<Label>,
+        evidence: FlowEvidence,
         keep_evidence: bool,
     ) {
-        let (func_messages, known_func) = self.func_counts();
+        let func = self.func();
         self.0 = StateInner::Final(FinalState {
-            verdict: CompactVerdict::new(verdict, self.revised_from()),
-            func_messages,
-            known_func,
+            verdict: CompactVerdict::new(verdict, revised_from),
+            func,
             evidence: keep_evidence.then(|| Box::new(evidence)),
         });
     }
@@ -230,7 +405,7 @@ pub fn flow_memory() -> FlowMemory {
     FlowMemory {
         undecided: table + std::mem::size_of::<OpenState>(),
         decided: table,
-        decided_evidence: std::mem::size_of::<[DirectionEvidence; 2]>(),
+        decided_evidence: std::mem::size_of::<FlowEvidence>(),
     }
 }
 
@@ -245,6 +420,8 @@ pub struct DirectionRecord {
     pub evidence: DirectionEvidence,
     /// Flow packet count when the CSC class was first reached.
     pub csc_first_at_packet: Option<u64>,
+    /// Where the direction stands (None when the evidence was released).
+    pub state: Option<DirectionState>,
 }
 
 /// Everything known about a flow when it ends: the public flow record.
@@ -264,10 +441,18 @@ pub struct FlowRecord {
     pub revised_from: Option<Label>,
     /// Forward (initiator to responder) and backward evidence.
     pub directions: [DirectionRecord; 2],
-    /// Messages with a FUNC byte, and those with a known Skype FUNC value.
+    /// The rhythm test over both directions' windows.
+    pub rhythm: NbcScore,
+    /// What a "not_skype" verdict rests on (from the evidence; None when
+    /// nothing contradicts Skype or the evidence was released).
+    pub contradiction: Option<Contradiction>,
+    /// UDP: messages with a FUNC byte; TCP: messages with payload.
     pub func_messages: u32,
-    /// See `func_messages`.
+    /// UDP: messages with a known Skype FUNC value (0 for TCP).
     pub known_func: u32,
+    /// TCP: whether the first payload was random from its first byte (no
+    /// known protocol's framing); None for UDP or without payload.
+    pub first_payload_random: Option<bool>,
     /// The verdict became final before the flow ended, and the classifier
     /// did not keep the evidence for the record: `directions[..].evidence`
     /// are empty, the evidence went out with the [`Event::Verdict`].
@@ -314,7 +499,7 @@ pub enum Event {
         verdict: Verdict,
         /// The evidence, when the verdict came from the flow's own messages
         /// (none for an endpoint's verdict).
-        evidence: Option<[DirectionEvidence; 2]>,
+        evidence: Option<FlowEvidence>,
     },
     /// A flow ended; its final record.
     FlowEnded(Box<FlowRecord>),
@@ -345,9 +530,7 @@ pub const RECENT_ENDED_CAPACITY: usize = 4096;
 
 /// The streaming classifier.
 pub struct Classifier {
-    config: MethodConfig,
-    model: Model,
-    known_mask: u32,
+    method: Method,
     table: FlowTable<FlowState>,
     endpoints: EndpointTable,
     recent_ended: std::collections::VecDeque<FlowRecord>,
@@ -404,16 +587,10 @@ impl Classifier {
 
     /// A classifier with explicit flow-table settings.
     pub fn with_table(model: Model, table: FlowTableConfig) -> Self {
-        let config = model.config.clone();
-        let endpoints = EndpointTable::new(
-            config.endpoint.clone(),
-            config.csc.clone(),
-            &config.dft.func_known,
-        );
+        let method = Method::new(model);
+        let endpoints = EndpointTable::new(&method.config);
         Classifier {
-            known_mask: func_mask(&config.dft.func_known),
-            config,
-            model,
+            method,
             table: FlowTable::new(table),
             endpoints,
             recent_ended: std::collections::VecDeque::new(),
@@ -458,7 +635,7 @@ impl Classifier {
 
     /// The model in use.
     pub fn model(&self) -> &Model {
-        &self.model
+        &self.method.model
     }
 
     /// Counters so far.
@@ -593,9 +770,7 @@ impl Classifier {
             self.expire(p.ts);
         }
         let Classifier {
-            config,
-            model,
-            known_mask,
+            method,
             table,
             events,
             recent_ended,
@@ -606,182 +781,45 @@ impl Classifier {
             keep_evidence,
             ..
         } = self;
+        // Step 1: the flow.
         let mut ended_here: Vec<EndedFlow<FlowState>> = Vec::new();
         let update = table.update_with(p, lookup, FlowState::open, &mut |f| ended_here.push(f));
         if update.new_flow {
             stats.flows += 1;
         }
-        let key = update.key;
-        let counters = update.counters;
-        let direction = update.direction;
-        let state = update.state;
-        if p.payload.len() >= 3 {
-            let (func_messages, known_func) = state.func_counts_mut();
-            *func_messages = func_messages.saturating_add(1);
-            if *known_mask & (1u32 << crate::features::FuncCounts::slot(p.payload[2])) != 0 {
-                *known_func = known_func.saturating_add(1);
-            }
-        }
-        let mut final_verdict = None;
-        if let StateInner::Open(open) = &mut state.0 {
-            let dirs = &mut open.dirs;
-            let d = &mut dirs[direction.index()];
-            let obs = d.features.observe(
-                p.ts,
-                p.transport,
-                p.payload,
-                p.payload_len,
-                *known_mask,
-                &config.dft,
-                &config.nbc,
-            );
-            let mut changed = false;
-            if obs.sampled {
-                let n = d.features.nibbles.samples();
-                if n >= verdict::min_judged_samples(p.transport, config) {
-                    // The first Skype class reached stays.
-                    if !d.csc.is_skype() {
-                        let class =
-                            csc::classify_counts(&d.features.nibbles, p.transport, &config.csc);
-                        d.csc = class;
-                        if class.is_skype() {
-                            d.csc_at =
-                                Some(counters.total_packets().min(u64::from(u32::MAX)) as u32);
-                        }
-                    }
-                    changed = true;
-                }
-            }
-            if let Some(w) = obs.window {
-                d.nbc.add(model.nbc.log_odds(&w), &config.nbc);
-                changed = true;
-            }
-            let decided_now = |mut v: Verdict| {
-                v.decided_at_packet = Some(counters.total_packets());
-                v.decided_after_seconds =
-                    Some(counters.last_seen.secs_since(counters.first_seen) as f32);
-                v
+        let (key, counters, direction, state) =
+            (update.key, update.counters, update.direction, update.state);
+        // Step 2: what an endpoint's verdict asks of the flow.
+        state.func_mut().count(p, method.known, &method.tests);
+        // Steps 3 and 4: features, tests, verdict.
+        judge_packet(
+            state,
+            p,
+            key,
+            counters,
+            direction,
+            method,
+            *keep_evidence,
+            events,
+        );
+        // Step 5: endpoints.
+        if method.config.endpoint.enabled {
+            let mut ctx = EndpointContext {
+                endpoints,
+                recent_ended,
+                events,
+                log: endpoint_log.as_mut(),
+                seq: *frame_seq,
+                config: &method.config,
             };
-            // A Skype verdict needs a direction with a signature whose
-            // rhythm the NBC has judged and passed and, for UDP, whose DFT
-            // class agrees (`judge_direction`): checked first, as it is
-            // cheap and the evidence is not.
-            let may_be_skype = |d: &DirState| {
-                d.csc.is_skype()
-                    && d.nbc.judged(&config.nbc)
-                    && d.nbc.passes(&config.nbc)
-                    && (p.transport != Transport::Udp
-                        || !config.verdict.require_dft_for_udp
-                        || csc::dft_class(&d.features.dft, &config.dft).agrees_with(d.csc))
-            };
-            if changed && dirs.iter().any(may_be_skype) {
-                let ev = [dirs[0].evidence(config), dirs[1].evidence(config)];
-                let v = verdict::judge_flow(&ev, p.transport, config, true);
-                if v.label == Label::Skype {
-                    final_verdict = Some((decided_now(v), ev));
-                }
-            }
-            // A flow whose every active direction is settled as not Skype is
-            // final: its state is released.
-            let settled = |d: &DirState| {
-                d.features.dft.packets == 0
-                    || (!d.csc.is_skype()
-                        && d.features.sampled_total >= u32::from(CSC_WINDOW_PACKETS))
-                    || (d.nbc.windows >= config.verdict.settle_nbc_windows
-                        && !d.nbc.passes(&config.nbc))
-            };
-            if changed && final_verdict.is_none() && dirs.iter().all(settled) {
-                let ev = [dirs[0].evidence(config), dirs[1].evidence(config)];
-                let mut v = verdict::judge_flow(&ev, p.transport, config, false);
-                if v.label != Label::Skype {
-                    v.label = Label::NotSkype;
-                    v.via = Some(Via::Flow);
-                    final_verdict = Some((decided_now(v), ev));
-                }
-            }
-        }
-        if let Some((v, ev)) = final_verdict {
-            state.finalize(v, ev, *keep_evidence);
-            events.push(Event::Verdict {
-                key: key.flow_key(),
-                verdict: v,
-                evidence: Some(ev),
-            });
-        }
-        // Endpoint correlation: both UDP endpoints see the message.
-        if p.transport == Transport::Udp
-            && config.endpoint.enabled
-            && p.payload.len() >= 3
-            && counters.packets[direction.index()] <= config.endpoint.max_messages_per_flow
-        {
-            let (local_fwd, remote_fwd) = (
-                EndpointKey {
-                    ip: p.src_ip,
-                    port: p.src_port,
-                },
-                EndpointKey {
-                    ip: p.dst_ip,
-                    port: p.dst_port,
-                },
-            );
-            let first_from_src = counters.packets[direction.index()] == 1;
-            let first_at_dst = counters.packets[1 - direction.index()] == 0 && first_from_src;
-            for (local, remote, first) in [
-                (local_fwd, remote_fwd, first_from_src),
-                (remote_fwd, local_fwd, first_at_dst),
-            ] {
-                if let Some(log) = endpoint_log.as_mut() {
-                    let mut head = [0u8; 8];
-                    let len = p.payload.len().min(8);
-                    head[..len].copy_from_slice(&p.payload[..len]);
-                    log.push(EndpointObservation {
-                        seq: *frame_seq,
-                        ts: p.ts,
-                        local,
-                        remote,
-                        first,
-                        head,
-                        len: len as u8,
-                    });
-                    continue;
-                }
-                if endpoints.observe(p.ts, local, remote, first, p.payload) {
-                    events.push(Event::EndpointRecognised(local));
-                    // Revise the remembered ended flows of this endpoint.
-                    for rec in recent_ended.iter_mut() {
-                        if rec.endpoints().is_some_and(|e| e.contains(&local))
-                            && apply_endpoint(rec, &config.endpoint)
-                        {
-                            events.push(Event::Revised(Box::new(rec.clone())));
-                        }
-                    }
-                    recent_ended.retain(|r| r.verdict.label != Label::Skype);
-                }
-            }
-            // The open flow itself, if its endpoint is (now) recognised.
-            let (func_messages, known_func) = state.func_counts();
-            if state.verdict().label != Label::Skype
-                && (endpoints.is_recognised(&local_fwd) || endpoints.is_recognised(&remote_fwd))
-                && flow_agrees(func_messages, known_func, &config.endpoint)
+            if p.transport == Transport::Udp
+                && p.payload.len() >= 3
+                && counters.packets[direction.index()]
+                    <= method.config.endpoint.max_messages_per_flow
             {
-                let previous = state.verdict().label;
-                let v = Verdict {
-                    label: Label::Skype,
-                    kind: Some(Kind::Signalling),
-                    confidence: endpoint_confidence(func_messages, known_func),
-                    decided_at_packet: Some(counters.total_packets()),
-                    decided_after_seconds: Some(
-                        counters.last_seen.secs_since(counters.first_seen) as f32
-                    ),
-                    via: Some(Via::Endpoint),
-                };
-                state.set_verdict(v, (previous == Label::NotSkype).then_some(Label::NotSkype));
-                events.push(Event::Verdict {
-                    key: key.flow_key(),
-                    verdict: v,
-                    evidence: None,
-                });
+                ctx.observe(p, counters, direction);
             }
+            ctx.give_verdict(p, key, counters, state);
         }
         if !ended_here.is_empty() {
             for f in ended_here {
@@ -812,19 +850,21 @@ impl Classifier {
     /// Revises a record with its endpoints' verdict, if one of them has been
     /// recognised and the flow's own messages agree. Returns whether it
     /// changed. For offline use at the end of a run.
-    pub fn revise(&self, rec: &mut FlowRecord) -> bool {
-        revise_with(
-            rec,
-            |e| self.endpoints.is_recognised(e),
-            &self.config.endpoint,
-        )
+    pub fn revise(&mut self, rec: &mut FlowRecord) -> bool {
+        revise_with(rec, &mut self.endpoints)
+    }
+
+    /// Revises the records of a whole run ([`revise_records`]) by this
+    /// classifier's endpoints.
+    pub fn revise_records(&mut self, records: &mut [FlowRecord]) -> usize {
+        revise_records(records, &mut self.endpoints)
     }
 
     fn finish(&mut self, f: EndedFlow<FlowState>) {
         let rec = self.record(f);
-        if rec.key.transport == Transport::Udp
-            && rec.verdict.label != Label::Skype
-            && rec.func_messages > 0
+        let agreement = FlowAgreement::of(&rec);
+        if rec.verdict.label == Label::Undecided
+            && agreement.agrees(rec.key.transport, &self.method.config.endpoint)
         {
             if self.recent_ended.len() >= RECENT_ENDED_CAPACITY {
                 self.recent_ended.pop_front();
@@ -841,54 +881,63 @@ impl Classifier {
             end,
             state,
         } = f;
+        let config = &self.method.config;
         let mut evidence_released = false;
-        let (evidence, csc_at, verdict) = match &state.0 {
+        let mut revised_from = state.revised_from();
+        let (evidence, verdict) = match &state.0 {
             StateInner::Final(f) => {
                 let ev = match &f.evidence {
                     Some(ev) => **ev,
                     None => {
                         evidence_released = true;
-                        [DirectionEvidence::default(); 2]
+                        FlowEvidence::default()
                     }
                 };
-                (
-                    ev,
-                    [
-                        ev[0].csc_first_at.map(u64::from),
-                        ev[1].csc_first_at.map(u64::from),
-                    ],
-                    state.verdict(),
-                )
+                (ev, state.verdict())
             }
             StateInner::Open(open) => {
-                let dirs = &open.dirs;
-                let ev = [
-                    dirs[0].evidence(&self.config),
-                    dirs[1].evidence(&self.config),
-                ];
-                let mut v = if open.verdict.label == Label::Skype {
-                    open.verdict
-                } else {
-                    verdict::judge_flow(&ev, key.transport, &self.config, false)
+                let ev = open.evidence(key.transport, config, true);
+                let own = verdict::judge_flow(&ev, key.transport, config, false).verdict;
+                // The flow's own evidence first, then an endpoint's verdict.
+                let mut v = match own.label {
+                    Label::Skype | Label::NotSkype => own,
+                    Label::Undecided => open.verdict,
                 };
+                if own.label == Label::NotSkype && open.verdict.label == Label::Skype {
+                    revised_from = Some(Label::Skype);
+                }
+                if v.label == Label::Skype && open.verdict.label == Label::Skype {
+                    if open.verdict.via == v.via && open.verdict.kind == v.kind {
+                        v = open.verdict;
+                    } else if v.decided_at_packet.is_none() {
+                        v.decided_at_packet = open.verdict.decided_at_packet;
+                        v.decided_after_seconds = open.verdict.decided_after_seconds;
+                    }
+                }
                 if v.label != Label::Undecided && v.decided_at_packet.is_none() {
                     v.decided_at_packet = Some(counters.total_packets());
                     v.decided_after_seconds =
                         Some(counters.last_seen.secs_since(counters.first_seen) as f32);
                 }
-                (
-                    ev,
-                    [dirs[0].csc_at.map(u64::from), dirs[1].csc_at.map(u64::from)],
-                    v,
-                )
+                (ev, v)
             }
         };
-        let (func_messages, known_func) = state.func_counts();
-        let dir = |d: Direction| DirectionRecord {
-            packets: counters.packets[d.index()],
-            payload_bytes: counters.payload_bytes[d.index()],
-            evidence: evidence[d.index()],
-            csc_first_at_packet: csc_at[d.index()],
+        let func = state.func();
+        let dir = |d: Direction| {
+            let e = &evidence.directions[d.index()];
+            DirectionRecord {
+                packets: counters.packets[d.index()],
+                payload_bytes: counters.payload_bytes[d.index()],
+                evidence: *e,
+                csc_first_at_packet: e.csc_first_at.map(u64::from),
+                state: (!evidence_released)
+                    .then(|| verdict::judge_direction(e, &evidence.rhythm, key.transport, config)),
+            }
+        };
+        let contradiction = if evidence_released {
+            None
+        } else {
+            verdict::contradiction_of(&evidence, key.transport, config)
         };
         FlowRecord {
             key,
@@ -896,70 +945,307 @@ impl Classifier {
             last_seen: counters.last_seen,
             end,
             verdict,
-            revised_from: state.revised_from(),
+            revised_from,
             directions: [dir(Direction::Forward), dir(Direction::Backward)],
-            func_messages,
-            known_func,
+            rhythm: evidence.rhythm,
+            contradiction,
+            func_messages: func.messages,
+            known_func: match key.transport {
+                Transport::Udp => func.agreeing,
+                Transport::Tcp => 0,
+            },
+            first_payload_random: (key.transport == Transport::Tcp && func.messages > 0)
+                .then_some(func.agreeing == 1),
             evidence_released,
         }
     }
 }
 
-/// Revises a record by the endpoints `recognised` says are Skype clients,
-/// when the flow's own messages agree. Returns whether it changed.
-pub fn revise_with(
-    rec: &mut FlowRecord,
-    recognised: impl Fn(&EndpointKey) -> bool,
-    cfg: &crate::config::EndpointConfig,
-) -> bool {
-    match rec.endpoints() {
-        Some(eps) if eps.iter().any(&recognised) => apply_endpoint(rec, cfg),
-        _ => false,
+/// Steps 3 and 4 for one packet: the direction's features and tests, then
+/// the flow's verdict, and the events that follow from a change.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn judge_packet(
+    state: &mut FlowState,
+    p: &packet::Packet<'_>,
+    key: KeyRef<'_>,
+    counters: &FlowCounters,
+    direction: Direction,
+    method: &Method,
+    keep_evidence: bool,
+    events: &mut Vec<Event>,
+) {
+    let StateInner::Open(open) = &mut state.0 else {
+        return;
+    };
+    let config = &method.config;
+    let transport = p.transport;
+    let OpenState { dirs, rhythm, .. } = &mut **open;
+    let changed = dirs[direction.index()].observe(p, counters.total_packets(), rhythm, method);
+    if !changed {
+        return;
     }
+    let cheap = open.evidence(transport, config, false);
+    let judged = verdict::judge_flow(&cheap, transport, config, true);
+    let was = open.verdict;
+    let decided_now = |mut v: Verdict| {
+        v.decided_at_packet = Some(counters.total_packets());
+        v.decided_after_seconds = Some(counters.last_seen.secs_since(counters.first_seen) as f32);
+        v
+    };
+    match judged.verdict.label {
+        Label::Skype => {
+            let own_before = was.label == Label::Skype && was.via == Some(Via::Flow);
+            let v = if own_before && was.kind == judged.verdict.kind {
+                Verdict {
+                    confidence: judged.verdict.confidence,
+                    ..was
+                }
+            } else {
+                decided_now(judged.verdict)
+            };
+            if !own_before || was.kind != v.kind {
+                events.push(Event::Verdict {
+                    key: key.flow_key(),
+                    verdict: v,
+                    evidence: Some(open.evidence(transport, config, true)),
+                });
+            }
+            open.verdict = v;
+            // Confirmed over the paper's full window: final.
+            let confirmed = cheap.directions.iter().any(|d| {
+                d.sampled >= config.verdict.confirm_samples
+                    && matches!(
+                        verdict::judge_direction(d, &cheap.rhythm, transport, config),
+                        verdict::DirectionState::Skype(_)
+                    )
+            });
+            if confirmed {
+                let revised_from = open.revised_from;
+                let ev = open.evidence(transport, config, true);
+                state.finalize(v, revised_from, ev, keep_evidence);
+            }
+        }
+        Label::NotSkype if judged.settled => {
+            let v = decided_now(judged.verdict);
+            let revised_from = if was.label == Label::Skype {
+                Some(Label::Skype)
+            } else {
+                open.revised_from
+            };
+            let ev = open.evidence(transport, config, true);
+            events.push(Event::Verdict {
+                key: key.flow_key(),
+                verdict: v,
+                evidence: Some(ev),
+            });
+            state.finalize(v, revised_from, ev, keep_evidence);
+        }
+        _ => {}
+    }
+}
+
+/// Step 5: a UDP message as its two endpoints see it, and an endpoint's
+/// verdict for the flow.
+struct EndpointContext<'a> {
+    endpoints: &'a mut EndpointTable,
+    recent_ended: &'a mut std::collections::VecDeque<FlowRecord>,
+    events: &'a mut Vec<Event>,
+    log: Option<&'a mut Vec<EndpointObservation>>,
+    seq: u64,
+    config: &'a MethodConfig,
+}
+
+impl EndpointContext<'_> {
+    /// Both UDP endpoints see the message (or the shard's log does); an
+    /// endpoint recognised now revises the remembered undecided flows.
+    fn observe(&mut self, p: &packet::Packet<'_>, counters: &FlowCounters, direction: Direction) {
+        let (local_fwd, remote_fwd) = packet_endpoints(p);
+        let first_from_src = counters.packets[direction.index()] == 1;
+        let first_at_dst = counters.packets[1 - direction.index()] == 0 && first_from_src;
+        for (local, remote, first) in [
+            (local_fwd, remote_fwd, first_from_src),
+            (remote_fwd, local_fwd, first_at_dst),
+        ] {
+            if let Some(log) = self.log.as_mut() {
+                let mut head = [0u8; 8];
+                let len = p.payload.len().min(8);
+                head[..len].copy_from_slice(&p.payload[..len]);
+                log.push(EndpointObservation {
+                    seq: self.seq,
+                    ts: p.ts,
+                    local,
+                    remote,
+                    first,
+                    head,
+                    len: len as u8,
+                });
+                continue;
+            }
+            if self
+                .endpoints
+                .observe(p.ts, local, remote, first, p.payload)
+            {
+                self.events.push(Event::EndpointRecognised(local));
+                let n = revise_records(self.recent_ended.make_contiguous(), self.endpoints);
+                if n > 0 {
+                    for rec in self.recent_ended.iter() {
+                        if rec.verdict.via == Some(Via::Endpoint) {
+                            self.events.push(Event::Revised(Box::new(rec.clone())));
+                        }
+                    }
+                }
+                self.recent_ended
+                    .retain(|r| r.verdict.label == Label::Undecided);
+            }
+        }
+    }
+
+    /// An undecided open flow takes the verdict of a recognised endpoint
+    /// (UDP: one of its ends; TCP: an end that is a recognised client's port
+    /// or one of its Skype peers) when its own messages agree; a flow
+    /// decided on its own evidence (Skype or not) keeps its own verdict.
+    fn give_verdict(
+        &mut self,
+        p: &packet::Packet<'_>,
+        key: KeyRef<'_>,
+        counters: &FlowCounters,
+        state: &mut FlowState,
+    ) {
+        let StateInner::Open(open) = &mut state.0 else {
+            return;
+        };
+        if open.verdict.label != Label::Undecided
+            || !open.func.agrees(p.transport, &self.config.endpoint)
+        {
+            return;
+        }
+        let (a, b) = packet_endpoints(p);
+        let kind = match p.transport {
+            Transport::Udp
+                if self.endpoints.is_recognised(&a) || self.endpoints.is_recognised(&b) =>
+            {
+                for (x, y) in [(a, b), (b, a)] {
+                    if self.endpoints.is_recognised(&x) {
+                        self.endpoints.add_skype_peer(x, y);
+                    }
+                }
+                Kind::Signalling
+            }
+            Transport::Tcp if self.endpoints.ties_tcp(&a, &b) => Kind::Tcp,
+            _ => return,
+        };
+        let v = Verdict {
+            label: Label::Skype,
+            kind: Some(kind),
+            confidence: open.func.confidence(p.transport),
+            decided_at_packet: Some(counters.total_packets()),
+            decided_after_seconds: Some(counters.last_seen.secs_since(counters.first_seen) as f32),
+            via: Some(Via::Endpoint),
+        };
+        open.verdict = v;
+        self.events.push(Event::Verdict {
+            key: key.flow_key(),
+            verdict: v,
+            evidence: None,
+        });
+    }
+}
+
+/// The packet's source and destination as UDP endpoints.
+fn packet_endpoints(p: &packet::Packet<'_>) -> (EndpointKey, EndpointKey) {
+    (
+        EndpointKey {
+            ip: p.src_ip,
+            port: p.src_port,
+        },
+        EndpointKey {
+            ip: p.dst_ip,
+            port: p.dst_port,
+        },
+    )
+}
+
+/// Revises one record by the endpoints' verdicts: an undecided UDP flow
+/// with a recognised end takes its verdict when its own messages agree (and
+/// its other end becomes a Skype peer); an undecided TCP flow tied to a
+/// client ([`EndpointTable::ties_tcp`]) when its first payload was random.
+/// Returns whether it changed.
+pub fn revise_with(rec: &mut FlowRecord, endpoints: &mut EndpointTable) -> bool {
+    let (a, b) = record_endpoints(rec);
+    let tied = match rec.key.transport {
+        Transport::Udp => endpoints.is_recognised(&a) || endpoints.is_recognised(&b),
+        Transport::Tcp => endpoints.ties_tcp(&a, &b),
+    };
+    let changed = tied && apply_endpoint(rec, endpoints.config());
+    if rec.key.transport == Transport::Udp
+        && rec.verdict.label == Label::Skype
+        && rec.verdict.via == Some(Via::Endpoint)
+    {
+        for (x, y) in [(a, b), (b, a)] {
+            if endpoints.is_recognised(&x) {
+                endpoints.add_skype_peer(x, y);
+            }
+        }
+    }
+    changed
+}
+
+/// Revises the records of a run by its endpoints' verdicts: the UDP flows
+/// first (whose agreeing flows make their peers Skype peers), then the TCP
+/// flows tied to a client or a peer. Returns the records changed.
+pub fn revise_records(records: &mut [FlowRecord], endpoints: &mut EndpointTable) -> usize {
+    let mut n = 0;
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for r in records.iter_mut().filter(|r| r.key.transport == transport) {
+            n += usize::from(revise_with(r, endpoints));
+        }
+    }
+    n
+}
+
+/// A record's two ends.
+fn record_endpoints(rec: &FlowRecord) -> (EndpointKey, EndpointKey) {
+    (
+        EndpointKey {
+            ip: rec.key.src_ip,
+            port: rec.key.src_port,
+        },
+        EndpointKey {
+            ip: rec.key.dst_ip,
+            port: rec.key.dst_port,
+        },
+    )
 }
 
 /// Replays logged endpoint observations (from every shard) in capture order
 /// through one endpoint table, as a single-threaded run applies them.
 pub fn replay_endpoints(mut log: Vec<EndpointObservation>, config: &MethodConfig) -> EndpointTable {
     log.sort_by_key(|o| (o.seq, o.ts));
-    let mut t = EndpointTable::new(
-        config.endpoint.clone(),
-        config.csc.clone(),
-        &config.dft.func_known,
-    );
+    let mut t = EndpointTable::new(config);
     for o in &log {
         t.observe(o.ts, o.local, o.remote, o.first, o.payload());
     }
     t
 }
 
-/// Whether a flow's own messages agree with an endpoint's Skype verdict:
-/// at least one message with a FUNC byte, and the known share of the
-/// endpoint signature.
-fn flow_agrees(func_messages: u32, known: u32, cfg: &crate::config::EndpointConfig) -> bool {
-    func_messages > 0 && f64::from(known) >= cfg.min_known_func_share * f64::from(func_messages)
-}
-
-/// Confidence of an endpoint verdict for one flow: the share of its messages
-/// with known FUNC values, discounted for short flows (1 message: 0.5).
-fn endpoint_confidence(func_messages: u32, known: u32) -> f64 {
-    if func_messages == 0 {
-        return 0.0;
-    }
-    let share = f64::from(known) / f64::from(func_messages);
-    share * (1.0 - 0.5 / f64::from(func_messages))
-}
-
-/// Applies an endpoint's Skype verdict to a record when the flow agrees.
+/// Applies an endpoint's Skype verdict to the record of an undecided flow
+/// whose own messages agree. A flow decided on its own evidence, Skype or
+/// not, keeps its verdict.
 fn apply_endpoint(rec: &mut FlowRecord, cfg: &crate::config::EndpointConfig) -> bool {
-    if rec.verdict.label == Label::Skype || !flow_agrees(rec.func_messages, rec.known_func, cfg) {
+    let agreement = FlowAgreement::of(rec);
+    let transport = rec.key.transport;
+    if rec.verdict.label != Label::Undecided || !agreement.agrees(transport, cfg) {
         return false;
     }
     rec.revised_from = Some(rec.verdict.label);
     rec.verdict = Verdict {
         label: Label::Skype,
-        kind: Some(Kind::Signalling),
-        confidence: endpoint_confidence(rec.func_messages, rec.known_func),
+        kind: Some(match transport {
+            Transport::Udp => Kind::Signalling,
+            Transport::Tcp => Kind::Tcp,
+        }),
+        confidence: agreement.confidence(transport),
         decided_at_packet: Some(rec.packets()),
         decided_after_seconds: Some(rec.last_seen.secs_since(rec.first_seen) as f32),
         via: Some(Via::Endpoint),

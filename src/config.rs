@@ -39,23 +39,56 @@ pub const NBC_WINDOW_PACKETS: u16 = 30;
 /// direction fit in 256 bytes).
 pub const CSC_WINDOW_PACKETS: u16 = 255;
 
-/// The chi-square classifier's thresholds and minimums [BMM07 §4.1], \[Tstat\].
+/// The chi-square classifier: the paper's group labels, and the sequential
+/// tests that decide as samples arrive (method.md §2 and §8; README "The
+/// sequential tests").
+///
+/// Each group of a direction is tested against the uniform law by a test
+/// martingale: the Bayes factor of a Dirichlet mixture over the window's
+/// counts (the Krichevsky-Trofimov estimator, prior `dirichlet_prior`)
+/// against the uniform law. Under a random group its expectation is 1 at
+/// every sample size, so by Ville's inequality the chance that it ever
+/// reaches `1 / group_alpha`, however often it is looked at, is at most
+/// `group_alpha`; no asymptotic law is involved (Pearson's chi-square law is
+/// far off in its tails below about 80 samples). Windows are independent
+/// tests, and the threshold of the w-th window adds ln(pi^2 w^2 / 6) so that
+/// the alphas of all windows sum to `group_alpha`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CscConfig {
-    /// A group is deterministic when its chi2 is at least this, random below
-    /// it. 150 \[Tstat\]. A random group exceeds it with probability ~2e-24.
+    /// The paper's label "deterministic" for a group's chi2 (records, pictures,
+    /// and the endpoint signature): 150 \[Tstat\]. A random group exceeds it
+    /// with probability ~2e-24.
     pub deterministic_threshold: f64,
-    /// Group 5 (high nibble of the FUNC byte: one fixed bit, three random) is
-    /// "mixed" when its chi2 is at least this. 100 \[Tstat\]. One fixed bit
-    /// gives chi2 ~ N, so the E2E signature needs about 100 packets.
+    /// The paper's label "mixed" (group 5: one fixed bit, three random):
+    /// chi2 >= 100 \[Tstat\]. One fixed bit gives chi2 ~ N.
     pub mixed_threshold: f64,
-    /// Minimum sampled packets for the E2O signature: 10 \[Tstat\].
-    pub e2o_min_packets: u32,
-    /// Minimum sampled packets for the E2E signature: 100 \[Tstat\].
-    pub e2e_min_packets: u32,
-    /// Minimum sampled segments for the TCP signature: 50 \[Tstat\].
-    pub tcp_min_packets: u32,
+    /// Chance that a random group is ever called structured, per group and
+    /// direction, over all looks and windows: 1e-6 \[project\]. A Skype
+    /// direction has at most 14 groups that must be random, so the chance
+    /// that chance alone contradicts it is at most 1.4e-5.
+    pub group_alpha: f64,
+    /// The Dirichlet prior of the mixture: 0.5 (Jeffreys; the
+    /// Krichevsky-Trofimov estimator) \[project\]. With it a constant group
+    /// is called structured after 10 samples, two fixed bits after 21-22, one
+    /// fixed bit after 43 in the median, 49 at most (10^4 simulated groups).
+    pub dirichlet_prior: f64,
+    /// Group 5 (the FUNC byte's high nibble: bit 7 fixed, bits 6-4 random) is
+    /// tested for one fixed bit by the likelihood ratio of "one of the 4 bits
+    /// is fixed, the others uniform" (a mixture over the 8 bit/value pairs)
+    /// against uniform, at the same alpha (method.md §8: it gains ln 2 a
+    /// sample). A sample against the fixed bit costs ln(2 * slip) instead of
+    /// being impossible, so one stray message does not reset the test: 0.01
+    /// \[project\]. Decides after 24 samples.
+    pub fixed_bit_slip: f64,
+    /// A signature's random groups count as random only from this many
+    /// samples: by then a group with two fixed bits (chi2 ~ 3N, the weakest
+    /// structure the paper's threshold calls deterministic at its 50 to 100
+    /// samples) has been called structured in every one of 10^4 simulated
+    /// directions (at 21-22 samples): 24 \[project\]. This is the power of
+    /// the test against structured look-alikes; the paper's fixed minimums
+    /// were 10 (E2O), 100 (E2E) and 50 (TCP).
+    pub random_min_samples: u32,
 }
 
 impl Default for CscConfig {
@@ -63,23 +96,46 @@ impl Default for CscConfig {
         CscConfig {
             deterministic_threshold: 150.0,
             mixed_threshold: 100.0,
-            e2o_min_packets: 10,
-            e2e_min_packets: 100,
-            tcp_min_packets: 50,
+            group_alpha: 1e-6,
+            dirichlet_prior: 0.5,
+            fixed_bit_slip: 0.01,
+            random_min_samples: 24,
         }
     }
 }
 
-/// The deterministic header check (DFT) \[Tstat\], method.md §3.
+/// The deterministic header check (DFT) \[Tstat\], method.md §3, made
+/// sequential (method.md §8).
+///
+/// E2E header: the FUNC byte (`byte2 & 0x8F`) is one of Skype's known values
+/// in more than `min_share` of the messages, and voice data (FUNC 0x0D) in
+/// at least `min_matching` of them and more than `min_voice_share`; E2O
+/// header: the first 4 bytes repeat the previous message's in more than
+/// `min_share` and at least `min_matching` messages. Tstat asks for more
+/// than 100 voice messages, 90 % of the direction; the set-up messages of a
+/// call that rings first (FUNC 0x02, 0x03, ...) are known values, not voice,
+/// which is why the share is of known values.
+///
+/// Contradiction: Wald's sequential probability ratio test of a mismatch
+/// rate of `1 - min_share` (Skype) against `contradiction_rate`, on the
+/// messages whose FUNC value is unknown (E2E) or whose prefix changed (E2O).
+/// Under Skype its likelihood ratio is a supermartingale, so the chance of
+/// ever crossing `1 / contradiction_alpha` is at most that alpha (Ville).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DftConfig {
     /// Directions with fewer packets are not judged: 10 \[Tstat\].
     pub min_packets: u32,
-    /// A rule needs more than this many matching packets: 100 \[Tstat\].
+    /// A rule needs at least this many matching messages: 10 [project;
+    /// Tstat: more than 100]. Under random bytes (FUNC known with
+    /// probability 7/32) the chance that 90 % of n >= 10 messages carry known
+    /// values is below 1e-5 summed over every n (binomial tails, tested).
     pub min_matching: u32,
     /// ... and they must be more than this share of the direction: 0.9 \[Tstat\].
     pub min_share: f64,
+    /// Voice data must be more than this share of the FUNC messages: 0.5
+    /// \[project\]: a call's media dominates its set-up messages.
+    pub min_voice_share: f64,
     /// FUNC value of voice/video data: 0x0D \[WS\], \[Tstat\].
     pub func_voice: u8,
     /// A 0x0D message of this many payload bytes or fewer is a keep-alive, not
@@ -89,53 +145,77 @@ pub struct DftConfig {
     /// 0x03 (resend/fragment), 0x05 (NAT info), 0x07 (NAT repeat),
     /// 0x0D (data), 0x0F and 0x00 (seen, meaning unknown) \[WS\], \[Tstat\].
     pub func_known: Vec<u8>,
+    /// Chance that a Skype direction is ever contradicted by the header
+    /// test: 1e-6 \[project\].
+    pub contradiction_alpha: f64,
+    /// The mismatch rate the contradiction test is against: 0.5
+    /// \[project\]. Random bytes (unknown FUNC 25 times in 32) are
+    /// contradicted after about 12 messages.
+    pub contradiction_rate: f64,
 }
 
 impl Default for DftConfig {
     fn default() -> Self {
         DftConfig {
             min_packets: 10,
-            min_matching: 100,
+            min_matching: 10,
             min_share: 0.9,
+            min_voice_share: 0.5,
             func_voice: 0x0D,
             keepalive_max_bytes: 4,
             func_known: vec![0x00, 0x02, 0x03, 0x05, 0x07, 0x0D, 0x0F],
+            contradiction_alpha: 1e-6,
+            contradiction_rate: 0.5,
         }
     }
 }
 
-/// Packet-size bands of the Naive Bayes features [BMM07 §4.2], \[Tstat\].
+/// The rhythm test (NBC): window bands, and the sequential decision over
+/// windows [BMM07 §4.2], \[Tstat\], method.md §4 and §8.
+///
+/// Each completed window gives a log-odds (media over other) from the
+/// fitted Gaussian model; a direction adds them (each clamped to
+/// `+-window_log_odds_clamp`) in Wald's sequential probability ratio test:
+/// media when the sum reaches ln(1 / `media_alpha`), other when it falls to
+/// -ln(1 / `other_alpha`). Were the model's likelihoods exact, those would
+/// be the two error rates (up to a factor of 1 + e^-clamp a window); they
+/// are a model's, so the README gives the rates measured as well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NbcConfig {
-    /// UDP payloads below this size are voice-band messages: 400 \[Tstat\].
+    /// UDP payloads below this size are voice-band messages, and go to the
+    /// voice windows; the others to the video windows: 400 \[Tstat\].
     pub voice_max_bytes: u32,
     /// Video bands: payloads in 400-490 or 800-980 bytes \[Tstat\].
     pub video_bands: Vec<(u32, u32)>,
     /// A direction is flagged as carrying video when more than this share of
     /// its packets is in a video band: 0.10 \[Tstat\], method.md §5.
     pub video_share: f64,
-    /// A window passes when the media-vs-other log-odds is at least this.
-    /// 0 = the Bayes decision with the trained priors \[project\].
-    pub window_log_odds_threshold: f64,
-    /// A direction passes when at least this share of its windows pass and
-    /// its mean log-odds reaches the window threshold. Plays the role of
-    /// Tstat's "average log-likelihood >= -3.5" gate on the flow; 0.5 = a
-    /// majority of windows \[project\].
-    pub min_window_pass_share: f64,
-    /// ... over at least this many windows: one 30-packet window is a single
-    /// sample of the rhythm, and its Bayes error is too high for a firewall;
-    /// two windows (60 messages) [project, measured in the README].
-    pub min_windows: u16,
+    /// Chance, under the model, that other traffic is accepted as media:
+    /// 0.05 \[project\] (a boundary of 3.0). The rhythm test is a gate that
+    /// rejects bulk and irregular traffic (windows of -10 and below); it
+    /// cannot tell a voice-rhythm look-alike (a game, a VPN carrying a
+    /// call) from a call, which the structural tests reject. A window of
+    /// Skype voice scores 2 to 4 (README), so a window from each direction
+    /// decides.
+    pub media_alpha: f64,
+    /// Chance, under the model, that media is rejected: 1e-6 \[project\]
+    /// (a boundary of -13.8: at least two clearly non-media windows, so a
+    /// call's first window, with its ringing, cannot reject it alone).
+    pub other_alpha: f64,
+    /// Bound on one window's log-odds in the sum, so that one window far
+    /// from the training data cannot outweigh the rest: 10 \[project\].
+    pub window_log_odds_clamp: f64,
     /// Smallest variance of a feature in a fitted class. The features are on
     /// comparable unit scales (logs, coefficients of variation, shares), and a
     /// feature that happens to be constant in the training windows of a class
     /// (the video share of pure voice calls) must not make every other value
     /// impossible: 0.01, a standard deviation of 0.1 \[project\].
     pub min_variance: f64,
-    /// Gaps longer than this (seconds) are silence or a pause, not rhythm: the
-    /// window's gap statistics skip them. 1 s [project; voice frames are
-    /// 10-60 ms apart, method.md §4].
+    /// Gaps longer than this (seconds) are a pause or a call's set-up, not
+    /// rhythm: the window's gap statistics skip them. 0.25 s [project; codec
+    /// frames are 10-60 ms apart, method.md §4; with 1 s, the first window
+    /// of a call that rang scored -0.4 in the median, with 0.25 s 2.6].
     pub max_gap_seconds: f64,
 }
 
@@ -145,18 +225,25 @@ impl Default for NbcConfig {
             voice_max_bytes: 400,
             video_bands: vec![(400, 490), (800, 980)],
             video_share: 0.10,
-            window_log_odds_threshold: 0.0,
-            min_window_pass_share: 0.5,
-            min_windows: 2,
+            media_alpha: 0.05,
+            other_alpha: 1e-6,
+            window_log_odds_clamp: 10.0,
             min_variance: 0.01,
-            max_gap_seconds: 1.0,
+            max_gap_seconds: 0.25,
         }
     }
 }
 
-/// Endpoint correlation of classic Skype signalling (issue 8): a Skype client
+/// Endpoint correlation of classic Skype (issues 8 and 14): a Skype client
 /// sends all its UDP through one port to many peers, in flows far too short
-/// for a per-flow test. See the README section "Endpoint correlation".
+/// for a per-flow test, and its port also carries its short TCP
+/// connections. See the README section "Endpoint correlation".
+///
+/// The endpoint signature is Skype's framing, tested over the endpoint's
+/// messages with the sequential group tests of [`CscConfig`] (no port rule):
+/// known FUNC values in nearly every message, the FUNC byte's low nibble
+/// structured, the encrypted body random, a message ID that changes from
+/// message to message, many distinct peers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
@@ -164,9 +251,14 @@ pub struct EndpointConfig {
     pub enabled: bool,
     /// Most endpoints tracked at once; the longest idle is evicted.
     pub max_endpoints: usize,
+    /// Most endpoints remembered as recognised Skype clients, and as their
+    /// Skype peers (each set); beyond it the oldest is forgotten first, and
+    /// counted: 65536 \[project\].
+    pub max_recognised: usize,
     /// An endpoint idle this long (seconds) is forgotten.
     pub idle_timeout_seconds: f64,
-    /// Minimum sampled messages (>= 8 payload bytes) at the endpoint.
+    /// Minimum sampled messages (>= 8 payload bytes) at the endpoint: 24, the
+    /// sequential tests' `random_min_samples` \[project\].
     pub min_packets: u32,
     /// Only the first this many messages of each flow direction feed its
     /// endpoints, and only until then is an open flow given an endpoint's
@@ -175,23 +267,34 @@ pub struct EndpointConfig {
     /// to 5 messages, method.md §6); long flows are judged on their own, and
     /// this bounds the endpoint cost per flow: 8 \[project\].
     pub max_messages_per_flow: u32,
-    /// Minimum distinct peers (addresses) seen from the endpoint.
+    /// Minimum distinct peers (addresses) seen from the endpoint, in either
+    /// direction (one-way traffic counts): 5 \[project\].
     pub min_peers: u32,
-    /// Share of the endpoint's messages whose FUNC value is a known Skype one.
+    /// Share of the endpoint's messages whose FUNC value is a known Skype
+    /// one: 0.9 \[project\] (random bytes give 7/32).
     pub min_known_func_share: f64,
-    /// The encrypted body (groups 6-15, bytes 3-7) must look random: every one
-    /// of those groups below the CSC's deterministic threshold, computed over
-    /// the endpoint's messages.
+    /// The encrypted body (groups 6-15, bytes 3-7) must be random: none of
+    /// those groups called structured by the sequential test.
     pub body_groups: (usize, usize),
-    /// The FUNC byte's low nibble (group 4) must be deterministic.
+    /// The FUNC byte's low nibble (group 4) must be structured.
     pub func_group: usize,
-    /// Server guard: an endpoint is a server for many clients, not a Skype
-    /// client, when more than this share of its peers reached it on its
-    /// well-known side (port below 1024) ...
-    pub server_port_max: u16,
-    /// ... or when one remote peer port (the same service port) carries more
-    /// than this share of its flows.
-    pub max_same_peer_port_share: f64,
+    /// Share of the endpoint's consecutive messages whose 16-bit message ID
+    /// (bytes 0-1) differs from the previous message's: Skype numbers its
+    /// messages (random in calls, counting in signalling, method.md §1 and
+    /// §6), where the client of a single service repeats its protocol's
+    /// constant magic or header there: 0.9 \[project\].
+    pub min_id_change_share: f64,
+    /// A TCP flow is tied to a Skype client when one of its ends is a
+    /// recognised client's address and Skype port (a classic client listens
+    /// on the same port number for TCP as for UDP) or a Skype peer of one,
+    /// or when it goes from a recognised client's address to a port its
+    /// Skype peers use (late-era supernodes listen on a range of a few
+    /// dozen ports, method.md §9); with this set, any port of a recognised
+    /// client's address ties it ("host-level evidence"): off, as it calls
+    /// Skype every encrypted TCP flow of another program on the client's
+    /// host, BitTorrent's among them (the README gives the measurement)
+    /// \[project\].
+    pub host_level_tcp: bool,
 }
 
 impl Default for EndpointConfig {
@@ -199,15 +302,16 @@ impl Default for EndpointConfig {
         EndpointConfig {
             enabled: true,
             max_endpoints: 65_536,
+            max_recognised: 65_536,
             idle_timeout_seconds: 600.0,
-            min_packets: 20,
+            min_packets: 24,
             max_messages_per_flow: 8,
             min_peers: 5,
             min_known_func_share: 0.9,
             body_groups: (6, 15),
             func_group: 4,
-            server_port_max: 1023,
-            max_same_peer_port_share: 0.5,
+            min_id_change_share: 0.9,
+            host_level_tcp: false,
         }
     }
 }
@@ -219,19 +323,19 @@ pub struct VerdictConfig {
     /// For UDP, the DFT must agree with the CSC class (E2E with E2E, E2O with
     /// E2O) before a direction is Skype: true, as Tstat does \[Tstat\].
     pub require_dft_for_udp: bool,
-    /// A direction whose rhythm the NBC has rejected over this many windows
-    /// is settled as not Skype; with a full CSC window (255 messages) without
-    /// a signature, the other way to settle. When every direction that
-    /// carries messages is settled, the flow is final "not_skype" and its
-    /// state is released: 4 windows, 120 messages \[project\].
-    pub settle_nbc_windows: u16,
+    /// After a Skype verdict the tests keep watching the flow until the
+    /// direction that decided has this many samples (the paper's fixed
+    /// window): a contradiction until then revises the verdict (an event
+    /// says so); after it the verdict is final and the flow's state is
+    /// released: 255 \[project\].
+    pub confirm_samples: u32,
 }
 
 impl Default for VerdictConfig {
     fn default() -> Self {
         VerdictConfig {
             require_dft_for_udp: true,
-            settle_nbc_windows: 4,
+            confirm_samples: 255,
         }
     }
 }

@@ -1,36 +1,47 @@
 //! Endpoint correlation: the evidence of a UDP endpoint (address and port),
-//! aggregated over all its flows.
+//! aggregated over all its flows, and the short TCP connections tied to a
+//! recognised Skype client.
 //!
 //! A classic Skype client sends all its UDP through one port to many peers,
-//! in flows of 1 to 5 packets: too short for a per-flow test, while the port
-//! as a whole carries hundreds of messages of one framing (method.md §6). The
-//! endpoint signature is built from that framing:
+//! in flows of 1 to 5 packets (method.md §6), or, late in its history, one
+//! unanswered message to each of many login servers on one port (§9): too
+//! short for a per-flow test, while the port as a whole carries dozens to
+//! hundreds of messages of one framing. The endpoint signature is that
+//! framing, with no rule on ports:
 //! - nearly every message carries a known FUNC value in byte 2,
-//! - the FUNC byte's low nibble (group 4) is deterministic,
+//! - the FUNC byte's low nibble (group 4) is structured,
 //! - the encrypted body, bytes 3 to 7 (groups 6-15), is random,
-//! - the endpoint talks to many distinct peers,
-//! - and it is not a server: its port is not a well-known one, and its flows
-//!   do not all go to one remote service port.
+//! - the 16-bit message ID (bytes 0-1) changes from message to message,
+//! - the endpoint exchanges messages with many distinct peers (either way).
 //!
+//! The groups are judged by the same sequential tests as a flow's
+//! ([`crate::csc::GroupTests`]). A recognised client's port also carries its
+//! TCP: a TCP flow to or from it, to a peer the client's UDP showed to be
+//! Skype, or from the client's address to a port its Skype peers use,
+//! whose first payload is random from the first byte (no known protocol's
+//! framing, [`encrypted_from_first_byte`]) is tied to it. The sets of
+//! recognised clients, Skype peers and their ports are bounded, oldest
+//! first.
 //! The numbers are in [`crate::config::EndpointConfig`].
 
 use ahash::RandomState;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::config::{CscConfig, EndpointConfig, CSC_BYTES, CSC_GROUPS, FUNC_MASK};
-use crate::csc::chi_squares;
-use crate::features::{FuncCounts, NibbleCounts};
+use crate::config::{EndpointConfig, MethodConfig, CSC_BYTES, CSC_GROUPS, NIBBLE_VALUES};
+use crate::csc::{chi_squares, window_index, CscState, GroupTests};
+use crate::features::{FuncSet, NibbleCounts};
 use crate::packet::Timestamp;
 
-/// A UDP endpoint.
+/// A UDP (or TCP) endpoint: address and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct EndpointKey {
     /// Address.
     pub ip: IpAddr,
-    /// UDP port.
+    /// Port.
     pub port: u16,
 }
 
@@ -50,16 +61,21 @@ const PEER_SLOTS: usize = 16;
 #[derive(Debug, Clone)]
 pub struct EndpointState {
     nibbles: NibbleCounts,
+    groups: CscState,
     /// Messages with >= 8 bytes, all windows.
     pub sampled: u32,
     /// Messages with a FUNC byte.
     pub func_messages: u32,
     /// ... of which with a known FUNC value.
     pub known: u32,
+    /// Consecutive messages whose ID could be compared, and those whose ID
+    /// changed.
+    pub id_pairs: u32,
+    /// See `id_pairs`.
+    pub id_changes: u32,
+    last_id: Option<u16>,
     peers: [u32; PEER_SLOTS],
     peer_count: u8,
-    peer_ports: [u16; PEER_SLOTS],
-    peer_port_counts: [u16; PEER_SLOTS],
     /// Flows seen (first packet of a flow at this endpoint).
     pub flows: u32,
     last_seen: Timestamp,
@@ -70,13 +86,15 @@ impl EndpointState {
     fn new(now: Timestamp) -> Self {
         EndpointState {
             nibbles: NibbleCounts::default(),
+            groups: CscState::default(),
             sampled: 0,
             func_messages: 0,
             known: 0,
+            id_pairs: 0,
+            id_changes: 0,
+            last_id: None,
             peers: [0; PEER_SLOTS],
             peer_count: 0,
-            peer_ports: [0; PEER_SLOTS],
-            peer_port_counts: [0; PEER_SLOTS],
             flows: 0,
             last_seen: now,
             recognised: false,
@@ -88,19 +106,14 @@ impl EndpointState {
         u32::from(self.peer_count)
     }
 
-    /// The chi2 of the current window's 16 groups.
+    /// The chi2 of the current window's 16 groups (for reports).
     pub fn chi2(&self) -> [f64; CSC_GROUPS] {
         chi_squares(&self.nibbles)
     }
 
-    /// The largest share of this endpoint's flows that go to one remote port.
-    pub fn same_peer_port_share(&self) -> f64 {
-        let max = self.peer_port_counts.iter().copied().max().unwrap_or(0);
-        if self.flows == 0 {
-            0.0
-        } else {
-            f64::from(max) / f64::from(self.flows)
-        }
+    /// The groups the sequential tests have called structured (bit g).
+    pub fn structured_groups(&self) -> u16 {
+        self.groups.structured
     }
 }
 
@@ -114,74 +127,174 @@ pub enum EndpointCheck {
     TooFewMessages,
     /// Fewer peers than `min_peers`.
     TooFewPeers,
-    /// A well-known port or one dominant remote service port.
-    Server,
     /// Too few known FUNC values.
     UnknownFunc,
-    /// The FUNC nibble is not deterministic.
+    /// The FUNC nibble is not structured.
     FuncNotFixed,
     /// The body is not random.
     BodyNotRandom,
+    /// The message ID does not change from message to message.
+    IdNotChanging,
 }
 
 /// Checks an endpoint against the signature.
-pub fn check(
-    key: &EndpointKey,
-    s: &EndpointState,
-    cfg: &EndpointConfig,
-    csc: &CscConfig,
-) -> EndpointCheck {
-    if s.sampled < cfg.min_packets || s.nibbles.samples() < cfg.min_packets {
+pub fn check(s: &EndpointState, cfg: &EndpointConfig) -> EndpointCheck {
+    if s.sampled < cfg.min_packets {
         return EndpointCheck::TooFewMessages;
     }
     if s.peers() < cfg.min_peers {
         return EndpointCheck::TooFewPeers;
-    }
-    if key.port <= cfg.server_port_max || s.same_peer_port_share() > cfg.max_same_peer_port_share {
-        return EndpointCheck::Server;
     }
     if s.func_messages == 0
         || f64::from(s.known) < cfg.min_known_func_share * f64::from(s.func_messages)
     {
         return EndpointCheck::UnknownFunc;
     }
-    let chi2 = s.chi2();
-    if chi2[cfg.func_group] < csc.deterministic_threshold {
-        return EndpointCheck::FuncNotFixed;
-    }
     let (lo, hi) = cfg.body_groups;
-    if chi2[lo..=hi]
-        .iter()
-        .any(|&x| x >= csc.deterministic_threshold)
-    {
+    let body = (lo..=hi.min(CSC_GROUPS - 1)).fold(0u16, |m, g| m | (1 << g));
+    if s.groups.structured & body != 0 {
         return EndpointCheck::BodyNotRandom;
     }
+    if s.groups.structured & (1 << cfg.func_group.min(CSC_GROUPS - 1)) == 0 {
+        return EndpointCheck::FuncNotFixed;
+    }
+    if s.id_pairs == 0 || f64::from(s.id_changes) < cfg.min_id_change_share * f64::from(s.id_pairs)
+    {
+        return EndpointCheck::IdNotChanging;
+    }
     EndpointCheck::Skype
+}
+
+/// A set that keeps at most `capacity` members, forgetting the oldest
+/// first, and counts what it forgot.
+#[derive(Debug, Clone)]
+pub struct BoundedSet<T: Hash + Eq + Copy> {
+    members: HashSet<T, RandomState>,
+    order: VecDeque<T>,
+    capacity: usize,
+    forgotten: u64,
+}
+
+impl<T: Hash + Eq + Copy> BoundedSet<T> {
+    /// An empty set of at most `capacity` (at least 1) members.
+    pub fn new(capacity: usize) -> Self {
+        BoundedSet {
+            members: HashSet::with_hasher(RandomState::new()),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            forgotten: 0,
+        }
+    }
+
+    /// Adds a member (the oldest goes when full); false if it was there.
+    pub fn insert(&mut self, x: T) -> bool {
+        if self.members.contains(&x) {
+            return false;
+        }
+        if self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.members.remove(&old);
+                self.forgotten += 1;
+            }
+        }
+        self.members.insert(x);
+        self.order.push_back(x);
+        true
+    }
+
+    /// Whether `x` is a member.
+    pub fn contains(&self, x: &T) -> bool {
+        self.members.contains(x)
+    }
+
+    /// Members, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.order.iter()
+    }
+
+    /// Members held.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Members forgotten to keep the bound.
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten
+    }
+}
+
+/// Whether a TCP flow's first payload is random from its first byte: no
+/// known protocol's framing (TLS records, text protocols such as HTTP, SMTP
+/// or SSH, BitTorrent's plaintext handshake) and no structure in the
+/// nibbles of its first 127 bytes by the sequential group test (at least 16
+/// bytes). Skype's TCP is RC4 from the first byte (method.md §1).
+pub fn encrypted_from_first_byte(payload: &[u8], tests: &GroupTests) -> bool {
+    if payload.len() < 16 {
+        return false;
+    }
+    let tls = matches!(payload, [0x14..=0x18, 0x03, 0x00..=0x04, ..]);
+    let bittorrent = payload.starts_with(b"\x13BitTorrent protocol");
+    let head = &payload[..payload.len().min(32)];
+    let text = head
+        .iter()
+        .filter(|&&b| (0x20..0x7F).contains(&b) || matches!(b, b'\r' | b'\n' | b'\t'))
+        .count();
+    if tls || bittorrent || text * 10 >= head.len() * 9 {
+        return false;
+    }
+    let mut counts = [0u32; NIBBLE_VALUES];
+    for &b in &payload[..payload.len().min(127)] {
+        counts[usize::from(b & 0x0F)] += 1;
+        counts[usize::from(b >> 4)] += 1;
+    }
+    tests.log_e_value_of(&counts) < tests.boundary(1)
 }
 
 /// The endpoints of a capture or a live link, bounded in number.
 pub struct EndpointTable {
     config: EndpointConfig,
-    csc: CscConfig,
-    known_mask: u32,
+    tests: GroupTests,
+    known: FuncSet,
     map: HashMap<EndpointKey, EndpointState, RandomState>,
-    /// Endpoints recognised so far (kept after they are forgotten, so that
-    /// flows reported later still get their verdict).
-    recognised: HashSet<EndpointKey, RandomState>,
+    /// Endpoints recognised as Skype clients (kept after their evidence is
+    /// forgotten, so that flows reported later still get their verdict).
+    recognised: BoundedSet<EndpointKey>,
+    /// Addresses of recognised clients (for host-level TCP evidence).
+    hosts: BoundedSet<IpAddr>,
+    /// Endpoints that exchanged Skype messages with a recognised client.
+    peers: BoundedSet<EndpointKey>,
+    /// (A recognised client's address, the port of one of its Skype peers):
+    /// the ports the client's Skype talks to (late-era supernodes listen on
+    /// a range of a few dozen, method.md §9).
+    peer_ports: BoundedSet<(IpAddr, u16)>,
     hasher: RandomState,
 }
 
 impl EndpointTable {
-    /// An empty table.
-    pub fn new(config: EndpointConfig, csc: CscConfig, known_func: &[u8]) -> Self {
+    /// An empty table for a method's configuration.
+    pub fn new(config: &MethodConfig) -> Self {
+        let e = &config.endpoint;
         EndpointTable {
-            config,
-            csc,
-            known_mask: crate::features::func_mask(known_func),
+            config: e.clone(),
+            tests: GroupTests::new(&config.csc),
+            known: FuncSet::of(&config.dft.func_known),
             map: HashMap::with_hasher(RandomState::new()),
-            recognised: HashSet::with_hasher(RandomState::new()),
+            recognised: BoundedSet::new(e.max_recognised),
+            hosts: BoundedSet::new(e.max_recognised),
+            peers: BoundedSet::new(e.max_recognised),
+            peer_ports: BoundedSet::new(e.max_recognised),
             hasher: RandomState::new(),
         }
+    }
+
+    /// The endpoint configuration.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
     }
 
     /// Endpoints held.
@@ -199,14 +312,51 @@ impl EndpointTable {
         self.recognised.contains(key)
     }
 
-    /// Endpoints recognised so far.
+    /// Endpoints recognised and remembered, oldest first.
     pub fn recognised(&self) -> impl Iterator<Item = &EndpointKey> {
         self.recognised.iter()
+    }
+
+    /// Recognised clients, Skype peers and peer ports forgotten to keep
+    /// the bound.
+    pub fn forgotten(&self) -> u64 {
+        self.recognised.forgotten() + self.peers.forgotten() + self.peer_ports.forgotten()
+    }
+
+    /// Records that `peer` exchanged Skype messages with the recognised
+    /// client `client` (their flow took the client's verdict).
+    pub fn add_skype_peer(&mut self, client: EndpointKey, peer: EndpointKey) {
+        if !self.recognised.contains(&peer) {
+            self.peers.insert(peer);
+            self.peer_ports.insert((client.ip, peer.port));
+        }
+    }
+
+    /// Whether a TCP flow between `a` and `b` is tied to a Skype client: an
+    /// end is a recognised client's Skype port, or one of its Skype peers,
+    /// or the flow goes from a recognised client's address to a port its
+    /// Skype peers use; with `host_level_tcp`, any port of a recognised
+    /// client's address ties it.
+    pub fn ties_tcp(&self, a: &EndpointKey, b: &EndpointKey) -> bool {
+        let end = |e: &EndpointKey| {
+            self.recognised.contains(e)
+                || self.peers.contains(e)
+                || (self.config.host_level_tcp && self.hosts.contains(&e.ip))
+        };
+        end(a)
+            || end(b)
+            || self.peer_ports.contains(&(a.ip, b.port))
+            || self.peer_ports.contains(&(b.ip, a.port))
     }
 
     /// The state of an endpoint, if held.
     pub fn get(&self, key: &EndpointKey) -> Option<&EndpointState> {
         self.map.get(key)
+    }
+
+    /// The tests the endpoint signature uses.
+    pub fn tests(&self) -> &GroupTests {
+        &self.tests
     }
 
     fn peer_hash(&self, ip: &IpAddr) -> u32 {
@@ -221,8 +371,9 @@ impl EndpointTable {
         if self.map.len() >= self.config.max_endpoints {
             let mut ages: Vec<Timestamp> = self.map.values().map(|s| s.last_seen).collect();
             ages.sort_unstable();
-            let cut = ages[ages.len() / 4];
-            self.map.retain(|_, s| s.last_seen > cut);
+            if let Some(&cut) = ages.get(ages.len() / 4) {
+                self.map.retain(|_, s| s.last_seen > cut);
+            }
         }
     }
 
@@ -244,7 +395,7 @@ impl EndpointTable {
             self.make_room(now);
         }
         let peer_hash = self.peer_hash(&peer.ip);
-        let known_mask = self.known_mask;
+        let known = self.known;
         let s = self
             .map
             .entry(local)
@@ -256,9 +407,15 @@ impl EndpointTable {
             s.last_seen = now;
         }
         s.func_messages = s.func_messages.saturating_add(1);
-        if known_mask & (1u32 << FuncCounts::slot(payload[2] & FUNC_MASK)) != 0 {
+        if known.contains(payload[2]) {
             s.known = s.known.saturating_add(1);
         }
+        let id = u16::from_be_bytes([payload[0], payload[1]]);
+        if let Some(last) = s.last_id {
+            s.id_pairs = s.id_pairs.saturating_add(1);
+            s.id_changes = s.id_changes.saturating_add(u32::from(id != last));
+        }
+        s.last_id = Some(id);
         if let Some(head) = payload
             .get(..CSC_BYTES)
             .and_then(|h| <&[u8; CSC_BYTES]>::try_from(h).ok())
@@ -268,27 +425,24 @@ impl EndpointTable {
             }
             s.nibbles.add(head);
             s.sampled = s.sampled.saturating_add(1);
+            let window = window_index(&s.nibbles, s.sampled);
+            s.groups.look(&s.nibbles, window, &self.tests);
+        }
+        let n = usize::from(s.peer_count);
+        if n < PEER_SLOTS && !s.peers[..n].contains(&peer_hash) {
+            s.peers[n] = peer_hash;
+            s.peer_count += 1;
         }
         if new_flow {
             s.flows = s.flows.saturating_add(1);
-            let n = usize::from(s.peer_count);
-            if n < PEER_SLOTS && !s.peers[..n].contains(&peer_hash) {
-                s.peers[n] = peer_hash;
-                s.peer_count += 1;
-            }
-            if let Some(i) = s.peer_ports.iter().position(|&p| p == peer.port) {
-                s.peer_port_counts[i] = s.peer_port_counts[i].saturating_add(1);
-            } else if let Some(i) = s.peer_port_counts.iter().position(|&c| c == 0) {
-                s.peer_ports[i] = peer.port;
-                s.peer_port_counts[i] = 1;
-            }
         }
         if s.recognised {
             return false;
         }
-        if check(&local, s, &self.config, &self.csc) == EndpointCheck::Skype {
+        if check(s, &self.config) == EndpointCheck::Skype {
             s.recognised = true;
             self.recognised.insert(local);
+            self.hosts.insert(local.ip);
             return true;
         }
         false
@@ -298,6 +452,7 @@ impl EndpointTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CscConfig;
 
     fn ep(last: u8, port: u16) -> EndpointKey {
         EndpointKey {
@@ -317,12 +472,7 @@ mod tests {
     }
 
     fn table() -> EndpointTable {
-        let d = crate::config::DftConfig::default();
-        EndpointTable::new(
-            EndpointConfig::default(),
-            CscConfig::default(),
-            &d.func_known,
-        )
+        EndpointTable::new(&MethodConfig::default())
     }
 
     #[test]
@@ -341,59 +491,84 @@ mod tests {
         assert!(t.is_recognised(&me));
     }
 
+    /// A late-era client: one unanswered login message to each of many
+    /// servers, all on one port, IDs counting up.
     #[test]
-    fn dns_server_and_random_udp_are_not() {
+    fn one_way_login_to_one_port_is_recognised() {
         let mut t = table();
-        let mut r = Rng(5);
-        let dns = ep(53, 53);
-        let game = ep(7, 27015);
-        for i in 0..200u16 {
-            let id = r.bytes();
-            let q = [id[0], id[1], 0x01, 0x00, 0x00, 0x01, 0x00, 0x00];
-            let client = ep((i % 50) as u8, 50000 + i);
-            t.observe(Timestamp(i64::from(i)), dns, client, true, &q);
-            t.observe(Timestamp(i64::from(i)), game, client, i < 50, &r.bytes());
+        let mut r = Rng(3);
+        let me = ep(1, 41234);
+        for i in 0..40u16 {
+            let mut m = r.bytes();
+            m[..2].copy_from_slice(&(500 + 2 * i).to_be_bytes());
+            m[2] = (m[2] & 0x70) | 0x02;
+            t.observe(Timestamp(i64::from(i)), me, ep(i as u8, 33033), true, &m);
         }
-        assert!(!t.is_recognised(&dns));
-        assert!(!t.is_recognised(&game));
-        let s = t.get(&game).unwrap();
-        assert_eq!(
-            check(&game, s, &EndpointConfig::default(), &CscConfig::default()),
-            EndpointCheck::UnknownFunc
-        );
+        assert!(t.is_recognised(&me));
     }
 
     #[test]
-    fn server_guard() {
-        // Skype-like framing, but every flow goes to one service port: a
-        // server for many clients, not a Skype client.
+    fn clients_of_single_services_are_not() {
+        let mut t = table();
+        let mut r = Rng(5);
+        let dns = ep(53, 5353);
+        let game = ep(7, 27016);
+        let ntp = ep(8, 123);
+        for i in 0..200u16 {
+            let id = r.bytes();
+            let q = [id[0], id[1], 0x01, 0x00, 0x00, 0x01, 0x00, 0x00];
+            let server = ep((i % 50) as u8, 53);
+            t.observe(Timestamp(i64::from(i)), dns, server, true, &q);
+            t.observe(Timestamp(i64::from(i)), game, server, i < 50, &r.bytes());
+            // NTP with poll 7: byte 2 = 0x07, a known FUNC value.
+            let ntp_msg = [0x23, 0x00, 0x07, 0xEC, 0, 0, 0, 0];
+            t.observe(
+                Timestamp(i64::from(i)),
+                ntp,
+                ep(i as u8, 123),
+                true,
+                &ntp_msg,
+            );
+        }
+        for (e, why) in [
+            (dns, EndpointCheck::UnknownFunc),
+            (game, EndpointCheck::UnknownFunc),
+            (ntp, EndpointCheck::BodyNotRandom),
+        ] {
+            assert!(!t.is_recognised(&e));
+            assert_eq!(check(t.get(&e).unwrap(), &EndpointConfig::default()), why);
+        }
+    }
+
+    /// Skype-like bytes 2-7 behind a constant 2-byte magic: the ID does not
+    /// change, not a Skype client.
+    #[test]
+    fn a_constant_id_is_not_skype() {
         let mut t = table();
         let mut r = Rng(11);
         let me = ep(1, 40000);
         for i in 0..100u8 {
             let mut m = r.bytes();
+            m[0] = 0xCA;
+            m[1] = 0xFE;
             m[2] = 0x02;
             t.observe(Timestamp(i64::from(i)), me, ep(i, 3478), true, &m);
         }
         assert!(!t.is_recognised(&me));
+        let s = t.get(&me).unwrap();
+        // Bytes 0-1 are structured, which the signature allows (the
+        // classic client's counting IDs are); the ID test rejects it.
         assert_eq!(
-            check(
-                &me,
-                t.get(&me).unwrap(),
-                &EndpointConfig::default(),
-                &CscConfig::default()
-            ),
-            EndpointCheck::Server
+            check(s, &EndpointConfig::default()),
+            EndpointCheck::IdNotChanging
         );
     }
 
     #[test]
     fn bounded_memory() {
-        let cfg = EndpointConfig {
-            max_endpoints: 100,
-            ..EndpointConfig::default()
-        };
-        let mut t = EndpointTable::new(cfg, CscConfig::default(), &[2]);
+        let mut cfg = MethodConfig::default();
+        cfg.endpoint.max_endpoints = 100;
+        let mut t = EndpointTable::new(&cfg);
         for i in 0..1000u32 {
             let k = EndpointKey {
                 ip: IpAddr::from(i.to_be_bytes()),
@@ -402,5 +577,59 @@ mod tests {
             t.observe(Timestamp(i64::from(i)), k, ep(1, 1), true, &[1, 2, 3, 4]);
             assert!(t.len() <= 100);
         }
+        // A bound of one still works.
+        cfg.endpoint.max_endpoints = 1;
+        let mut t = EndpointTable::new(&cfg);
+        for i in 0..10u32 {
+            let k = EndpointKey {
+                ip: IpAddr::from(i.to_be_bytes()),
+                port: 5000,
+            };
+            t.observe(
+                Timestamp(i64::from(i) * 1_000_000_000),
+                k,
+                ep(1, 1),
+                true,
+                &[1, 2, 3],
+            );
+            assert!(t.len() <= 1);
+        }
+    }
+
+    #[test]
+    fn the_recognised_set_is_bounded_oldest_first() {
+        let mut s = BoundedSet::new(3);
+        for i in 0..5u32 {
+            assert!(s.insert(i));
+        }
+        assert!(!s.insert(4));
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.forgotten(), 2);
+        assert!(!s.contains(&0) && !s.contains(&1) && s.contains(&2));
+        assert_eq!(s.iter().copied().collect::<Vec<_>>(), vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn first_payload_framings() {
+        let tests = GroupTests::new(&CscConfig::default());
+        let mut r = Rng(1);
+        let mut random = Vec::new();
+        for _ in 0..12 {
+            random.extend_from_slice(&r.bytes());
+        }
+        assert!(encrypted_from_first_byte(&random, &tests));
+        let mut tls = random.clone();
+        tls[..3].copy_from_slice(&[0x16, 0x03, 0x01]);
+        assert!(!encrypted_from_first_byte(&tls, &tests));
+        let http = b"GET /index.html HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
+        assert!(!encrypted_from_first_byte(http, &tests));
+        let mut bt = b"\x13BitTorrent protocol".to_vec();
+        bt.extend_from_slice(&random);
+        assert!(!encrypted_from_first_byte(&bt, &tests));
+        // Binary with structure: mostly zero bytes.
+        let mut zeros = vec![0u8; 96];
+        zeros[10] = 7;
+        assert!(!encrypted_from_first_byte(&zeros, &tests));
+        assert!(!encrypted_from_first_byte(&random[..15], &tests));
     }
 }

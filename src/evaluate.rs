@@ -3,7 +3,7 @@
 //! precision, recall and false-positive rates per flow and per byte, with
 //! every false positive and every miss listed with its evidence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::Serialize;
@@ -11,9 +11,12 @@ use serde::Serialize;
 use crate::analyze::analyze_file;
 use crate::classifier::FlowRecord;
 use crate::config::FlowTableConfig;
+use crate::flow::FlowKey;
 use crate::labels::{load_spec, LabelClass, LabelError};
 use crate::model::Model;
-use crate::verdict::{Label, Via};
+use crate::nbc::{NbcDecision, NbcScore};
+use crate::train::capture_windows;
+use crate::verdict::{contradiction_of, FlowEvidence, Label, Via};
 
 /// One evaluated flow, as listed in reports.
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +99,8 @@ pub struct Tally {
     pub skype_via_flow: u64,
     /// Flows left undecided.
     pub undecided: u64,
+    /// Flows judged not Skype.
+    pub not_skype: u64,
 }
 
 impl Tally {
@@ -111,7 +116,7 @@ impl Tally {
                 }
             }
             Label::Undecided => self.undecided += 1,
-            Label::NotSkype => {}
+            Label::NotSkype => self.not_skype += 1,
         }
     }
 }
@@ -159,6 +164,32 @@ pub struct SetMetrics {
     pub median_packets_to_verdict: Option<f64>,
     /// Median seconds to a Skype verdict (true positives).
     pub median_seconds_to_verdict: Option<f64>,
+    /// Flows of any class called "not_skype" whose evidence holds no
+    /// contradiction (must be 0: too little evidence is "undecided").
+    pub not_skype_without_contradiction: u64,
+}
+
+/// Time to a Skype verdict from a flow's first packet, for the positives
+/// of one kind (or variant) in one set.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TimeToVerdict {
+    /// The label spec.
+    pub set: String,
+    /// The kind or variant (the label's), "classic" without one.
+    pub kind: String,
+    /// Positive flows.
+    pub flows: u64,
+    /// Of which called Skype.
+    pub skype: u64,
+    /// Median seconds from the first packet to the verdict (Skype flows).
+    pub median_seconds: Option<f64>,
+    /// 95th percentile of the same.
+    pub p95_seconds: Option<f64>,
+    /// Shares of all the positive flows of the row decided Skype within 1,
+    /// 2 and 5 seconds of their first packet.
+    pub within: [Option<f64>; 3],
+    /// Median packets of the flow at the verdict.
+    pub median_packets: Option<f64>,
 }
 
 /// Negatives per protocol (nDPI's label), for seeing which come close.
@@ -170,9 +201,13 @@ pub struct ProtocolRow {
     pub flows: u64,
     /// Flows with a direction the CSC calls E2E, E2O or TCP.
     pub csc_flagged: u64,
-    /// Flows with a direction the NBC passes.
+    /// Flows whose rhythm alone the NBC decided, media or other.
+    pub nbc_judged: u64,
+    /// Flows whose rhythm alone the NBC calls media (over all the flow's
+    /// windows, whatever the other tests decided).
     pub nbc_passed: u64,
-    /// Flows with a direction passing both (before the DFT and TCP rules).
+    /// Flows with a CSC-flagged direction whose rhythm the NBC alone calls
+    /// media (before the DFT and TCP rules).
     pub both: u64,
     /// Flows called Skype.
     pub skype: u64,
@@ -188,9 +223,9 @@ pub struct MediaRow {
     pub protocol: String,
     /// Media flows.
     pub flows: u64,
-    /// Flows with a direction the NBC could judge (enough windows).
+    /// Flows whose rhythm the NBC alone decided (over all their windows).
     pub judged: u64,
-    /// Flows with a direction the NBC passes.
+    /// Flows whose rhythm the NBC alone calls media.
     pub passed: u64,
 }
 
@@ -226,10 +261,23 @@ pub struct Evaluation {
     pub csc_flagged_negatives: Vec<ListedFlow>,
     /// Media flows of other protocols and the NBC.
     pub media_by_protocol: Vec<MediaRow>,
+    /// Time to verdict per set and kind.
+    pub time_to_verdict: Vec<TimeToVerdict>,
     /// The NBC threshold (window log-odds).
     pub nbc_threshold: f64,
     /// Data for the pictures.
     pub plots: PlotData,
+}
+
+/// The q-quantile (nearest rank) of values.
+fn quantile(v: &[f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+    Some(s[i])
 }
 
 fn median<T: Copy + Into<f64>>(v: &[T]) -> Option<f64> {
@@ -257,10 +305,27 @@ pub enum EvalError {
     Capture(#[from] crate::capture::CaptureError),
 }
 
+/// The rhythm test of every flow of a capture on its own, over all the
+/// windows of both directions (flows of one 5-tuple together), whatever the
+/// other tests decided: what the NBC alone says of each flow. The
+/// classifier stops feeding a flow's rhythm test once its verdict is final
+/// (a structured group can settle a flow before its first window), so the
+/// records cannot tell this.
+fn rhythm_of_flows(capture: &Path, model: &Model) -> Result<HashMap<FlowKey, NbcScore>, EvalError> {
+    let mut out: HashMap<FlowKey, NbcScore> = HashMap::new();
+    for fw in capture_windows(capture, &model.config)? {
+        let s = out.entry(fw.key).or_default();
+        for (kind, w) in &fw.windows {
+            s.add(model.nbc.log_odds(*kind, w), &model.config.nbc);
+        }
+    }
+    Ok(out)
+}
+
 /// Evaluates a model on label specs.
 pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError> {
     let mut ev = Evaluation {
-        nbc_threshold: model.config.nbc.window_log_odds_threshold,
+        nbc_threshold: 0.0,
         ..Evaluation::default()
     };
     let mut protocols: BTreeMap<String, ProtocolRow> = BTreeMap::new();
@@ -272,8 +337,11 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
         };
         let mut to_verdict_packets = Vec::new();
         let mut to_verdict_seconds = Vec::new();
+        // Per kind: (flows, Skype seconds and packets).
+        let mut times: BTreeMap<String, (u64, Vec<f64>, Vec<f64>)> = BTreeMap::new();
         for cl in load_spec(spec)? {
             let report = analyze_file(&cl.capture, None, model, FlowTableConfig::default())?;
+            let rhythm = rhythm_of_flows(&cl.capture, model)?;
             m.captures += 1;
             m.truncated_captures += usize::from(report.error.is_some());
             let capture = cl
@@ -288,9 +356,33 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
                 };
                 let listed = || ListedFlow::new(&capture, &l.label, l.class, r);
                 let skype = r.verdict.label == Label::Skype;
+                if r.verdict.label == Label::NotSkype && !r.evidence_released {
+                    let flow = FlowEvidence {
+                        directions: [r.directions[0].evidence, r.directions[1].evidence],
+                        rhythm: r.rhythm,
+                    };
+                    if contradiction_of(&flow, r.key.transport, &model.config).is_none() {
+                        m.not_skype_without_contradiction += 1;
+                    }
+                }
                 match l.class {
                     LabelClass::ClassicSkype => {
                         m.positives.add(r);
+                        let kind = l
+                            .variant
+                            .clone()
+                            .or(l.kind.clone())
+                            .unwrap_or_else(|| "classic".to_string());
+                        let t = times.entry(kind).or_default();
+                        t.0 += 1;
+                        if let (true, Some(s), Some(p)) = (
+                            skype,
+                            r.verdict.decided_after_seconds,
+                            r.verdict.decided_at_packet,
+                        ) {
+                            t.1.push(f64::from(s));
+                            t.2.push(p as f64);
+                        }
                         if skype {
                             if let Some(p) = r.verdict.decided_at_packet {
                                 to_verdict_packets.push(p);
@@ -318,14 +410,12 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
                         row.flows += 1;
                         let dirs = &r.directions;
                         let csc = dirs.iter().any(|d| d.evidence.csc.is_skype());
-                        let nbc = dirs
-                            .iter()
-                            .any(|d| d.evidence.nbc.passes(&model.config.nbc));
-                        let both = dirs.iter().any(|d| {
-                            d.evidence.csc.is_skype() && d.evidence.nbc.passes(&model.config.nbc)
-                        });
+                        let own_rhythm = rhythm.get(&r.key).copied().unwrap_or_default();
+                        let nbc = own_rhythm.decision == NbcDecision::Media;
+                        let both = nbc && csc;
                         row.csc_flagged += u64::from(csc);
                         row.nbc_passed += u64::from(nbc);
+                        row.nbc_judged += u64::from(own_rhythm.decision != NbcDecision::Pending);
                         row.both += u64::from(both);
                         row.skype += u64::from(skype);
                         for d in dirs
@@ -345,10 +435,7 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
                                 ..MediaRow::default()
                             });
                             row.flows += 1;
-                            row.judged += u64::from(
-                                dirs.iter()
-                                    .any(|d| d.evidence.nbc.judged(&model.config.nbc)),
-                            );
+                            row.judged += u64::from(own_rhythm.decision != NbcDecision::Pending);
                             row.passed += u64::from(nbc);
                         }
                     }
@@ -406,6 +493,20 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
                 .collect::<Vec<_>>(),
         );
         m.median_seconds_to_verdict = median(&to_verdict_seconds);
+        for (kind, (flows, secs, packets)) in times {
+            let within =
+                |limit: f64| ratio(secs.iter().filter(|&&s| s <= limit).count() as u64, flows);
+            ev.time_to_verdict.push(TimeToVerdict {
+                set: spec.clone(),
+                kind,
+                flows,
+                skype: secs.len() as u64,
+                median_seconds: median(&secs),
+                p95_seconds: quantile(&secs, 0.95),
+                within: [within(1.0), within(2.0), within(5.0)],
+                median_packets: median(&packets),
+            });
+        }
         ev.sets.push(m);
     }
     let mut rows: Vec<ProtocolRow> = protocols.into_values().collect();
@@ -430,14 +531,24 @@ fn num(x: Option<f64>, digits: usize) -> String {
 }
 
 impl Evaluation {
+    /// Renames the sets (e.g. back to the specs as the user gave them).
+    pub fn rename_sets(&mut self, name: impl Fn(&str) -> String) {
+        for m in self.sets.iter_mut() {
+            m.set = name(&m.set);
+        }
+        for t in self.time_to_verdict.iter_mut() {
+            t.set = name(&t.set);
+        }
+    }
+
     /// The per-set table as Markdown.
     pub fn sets_table(&self) -> String {
         let mut s = String::from(
-            "| set | captures | positives (flows / bytes) | TP | recall (flow / byte) | recall w/o endpoints | negatives (flows / bytes) | FP | FP rate (flow / byte) | precision (flow / byte) | undecided (pos / neg) | median packets / s to verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| set | captures | positives (flows / bytes) | TP | recall (flow / byte) | recall w/o endpoints | negatives (flows / bytes) | FP | FP rate (flow / byte) | precision (flow / byte) | undecided (pos / neg) | negatives judged not Skype | not_skype without contradiction | median packets / s to verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for m in &self.sets {
             s.push_str(&format!(
-                "| `{}` | {} | {} / {} | {} | {} / {} | {} | {} / {} | {} | {} / {} | {} / {} | {} / {} | {} / {} |\n",
+                "| `{}` | {} | {} / {} | {} | {} / {} | {} | {} / {} | {} | {} / {} | {} / {} | {} / {} | {} | {} | {} / {} |\n",
                 m.set,
                 m.captures,
                 m.positives.flows,
@@ -455,6 +566,8 @@ impl Evaluation {
                 pct(m.precision_bytes),
                 m.positives.undecided,
                 m.negatives.undecided,
+                m.negatives.not_skype,
+                m.not_skype_without_contradiction,
                 num(m.median_packets_to_verdict, 0),
                 num(m.median_seconds_to_verdict, 2),
             ));
@@ -462,9 +575,36 @@ impl Evaluation {
         s
     }
 
-    /// The full text report: sets, apart-reported classes, listings.
+    /// Time to verdict from each positive flow's first packet, per set and
+    /// kind, as Markdown.
+    pub fn time_table(&self) -> String {
+        let mut s = String::from(
+            "| set | kind | flows | Skype | median s | 95th pct s | within 1 s | within 2 s | within 5 s | median packets |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for t in &self.time_to_verdict {
+            s.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                t.set,
+                t.kind,
+                t.flows,
+                t.skype,
+                num(t.median_seconds, 2),
+                num(t.p95_seconds, 2),
+                pct(t.within[0]),
+                pct(t.within[1]),
+                pct(t.within[2]),
+                num(t.median_packets, 0),
+            ));
+        }
+        s
+    }
+
+    /// The full text report: sets, time to verdict, apart-reported classes,
+    /// listings.
     pub fn text(&self) -> String {
         let mut s = self.sets_table();
+        s.push_str("\ntime to a Skype verdict from each positive flow's first packet:\n");
+        s.push_str(&self.time_table());
         for m in &self.sets {
             if m.modern_skype.flows + m.unconfirmed_tcp.flows + m.excluded.flows > 0 {
                 s.push_str(&format!(
@@ -527,14 +667,15 @@ impl Evaluation {
             p += r.passed;
         }
         s.push_str(&format!("| all | {f} | {j} | {p} |\n"));
-        let (mut c, mut n, mut b) = (0, 0, 0);
+        let (mut c, mut n, mut j, mut b) = (0, 0, 0, 0);
         for r in &self.negatives_by_protocol {
             c += r.csc_flagged;
             n += r.nbc_passed;
+            j += r.nbc_judged;
             b += r.both;
         }
         s.push_str(&format!(
-            "\nnegatives flagged by the CSC alone: {c} flows; by the NBC alone: {n} flows; by both in one direction: {b} flows; called Skype: {} flows\n",
+            "\nnegatives flagged by the CSC alone: {c} flows; by the NBC alone: {n} flows (of {j} whose rhythm it decided); by both in one direction: {b} flows; called Skype: {} flows\n",
             self.false_positives.len()
         ));
         s.push_str("\nnegatives by protocol (protocols with a CSC- or NBC-flagged flow):\n");

@@ -3,8 +3,8 @@
 //! of the rhythm windows. Small, fixed-size, allocation-free.
 
 use crate::config::{
-    DftConfig, NbcConfig, CSC_BYTES, CSC_GROUPS, CSC_WINDOW_PACKETS, FUNC_MASK, FUNC_VALUES,
-    NBC_WINDOW_PACKETS, NIBBLE_VALUES,
+    DftConfig, NbcConfig, CSC_BYTES, CSC_GROUPS, CSC_WINDOW_PACKETS, FUNC_MASK, NBC_WINDOW_PACKETS,
+    NIBBLE_VALUES,
 };
 use crate::packet::{Timestamp, Transport};
 
@@ -98,36 +98,44 @@ impl NibbleCounts {
     }
 }
 
-/// Counts of the FUNC values (`byte2 & 0x8F`) over the current chi-square
-/// window (one byte each, reset with the nibble counts), folded to 32 slots:
-/// bit 7 selects the upper half, the low nibble the slot within it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FuncCounts(pub [u8; FUNC_VALUES]);
+/// A set of FUNC values (`byte2 & 0x8F`, method.md §1) as a bit mask over
+/// their 32 slots: bit 7 selects the upper half, the low nibble the slot
+/// within it. The one test of "is this message's FUNC value a known Skype
+/// one", used by the header check, the flows' FUNC counts and the endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FuncSet(u32);
 
-impl Default for FuncCounts {
-    fn default() -> Self {
-        FuncCounts([0; FUNC_VALUES])
+impl FuncSet {
+    /// The set of `values` (each masked with `0x8F`).
+    pub fn of(values: &[u8]) -> FuncSet {
+        FuncSet(
+            values
+                .iter()
+                .fold(0u32, |m, &v| m | (1u32 << Self::slot(v))),
+        )
     }
-}
 
-impl FuncCounts {
     /// The slot of a FUNC value.
     #[inline]
-    pub fn slot(func: u8) -> usize {
-        let f = func & FUNC_MASK;
+    pub fn slot(byte2: u8) -> usize {
+        let f = byte2 & FUNC_MASK;
         usize::from(f & 0x0F) | (usize::from(f >> 7) << 4)
     }
 
-    /// Counts one value.
+    /// Whether the FUNC value of a message's byte 2 is in the set.
     #[inline]
-    pub fn add(&mut self, func: u8) {
-        let s = Self::slot(func);
-        self.0[s] = self.0[s].saturating_add(1);
+    pub fn contains(self, byte2: u8) -> bool {
+        self.0 & (1u32 << Self::slot(byte2)) != 0
     }
 
-    /// The count of a FUNC value.
-    pub fn get(&self, func: u8) -> u32 {
-        u32::from(self.0[Self::slot(func)])
+    /// How many of the 32 FUNC values are in the set.
+    pub fn len(self) -> u32 {
+        self.0.count_ones()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
     }
 }
 
@@ -136,10 +144,15 @@ impl FuncCounts {
 pub struct DftCounts {
     /// Packets with a payload.
     pub packets: u32,
+    /// Messages with a FUNC byte (3 bytes or more).
+    pub func_messages: u32,
     /// FUNC 0x0D messages of more than 4 bytes: voice or video data.
     pub voice: u32,
     /// Messages with a known Skype FUNC value.
     pub known: u32,
+    /// Messages of 4 bytes or more after the first such message: those whose
+    /// prefix can repeat the previous one's.
+    pub prefix_messages: u32,
     /// Messages whose first 4 bytes repeat those of the previous message.
     pub prefix_repeats: u32,
     /// The first 4 bytes of the previous message (if it had 4).
@@ -149,49 +162,78 @@ pub struct DftCounts {
 impl DftCounts {
     /// Accounts one payload.
     #[inline]
-    pub fn add(&mut self, payload: &[u8], payload_len: u32, known_mask: u32, config: &DftConfig) {
+    pub fn add(&mut self, payload: &[u8], payload_len: u32, known: FuncSet, config: &DftConfig) {
         self.packets = self.packets.saturating_add(1);
         if let Some(&b2) = payload.get(2) {
+            self.func_messages = self.func_messages.saturating_add(1);
             let func = b2 & FUNC_MASK;
             if func == config.func_voice && payload_len > config.keepalive_max_bytes {
                 self.voice = self.voice.saturating_add(1);
             }
-            if known_mask & (1u32 << FuncCounts::slot(func)) != 0 {
+            if known.contains(b2) {
                 self.known = self.known.saturating_add(1);
             }
         }
         let prefix = payload.get(..4).and_then(|p| <[u8; 4]>::try_from(p).ok());
         if let (Some(now), Some(prev)) = (prefix, self.prev_prefix) {
+            self.prefix_messages = self.prefix_messages.saturating_add(1);
             if now == prev {
                 self.prefix_repeats = self.prefix_repeats.saturating_add(1);
             }
         }
-        self.prev_prefix = prefix;
+        if prefix.is_some() {
+            self.prev_prefix = prefix;
+        }
     }
 }
 
-/// A bit mask over FUNC slots of the values in `values`.
-pub fn func_mask(values: &[u8]) -> u32 {
-    values
-        .iter()
-        .fold(0u32, |m, &v| m | (1u32 << FuncCounts::slot(v)))
+/// Which messages a rhythm window follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WindowKind {
+    /// Voice-band messages: UDP payloads under `voice_max_bytes` (400), or
+    /// every TCP segment with payload (method.md §4).
+    #[default]
+    Voice,
+    /// Video: UDP payloads of `voice_max_bytes` or more (method.md §4 and
+    /// §9: Skype video frames in the bands 400-490 and 800-980 bytes).
+    Video,
+}
+
+impl WindowKind {
+    /// "voice" or "video".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowKind::Voice => "voice",
+            WindowKind::Video => "video",
+        }
+    }
+
+    /// The names of the features of a window of this kind, in order.
+    pub fn feature_names(self) -> [&'static str; WindowFeatures::LEN] {
+        match self {
+            WindowKind::Voice => WindowFeatures::NAMES,
+            WindowKind::Video => WindowFeatures::VIDEO_NAMES,
+        }
+    }
 }
 
 /// The features of one rhythm window (method.md §4), as the Naive Bayes
-/// classifier reads them. A window is 30 rhythm messages: for UDP those
-/// under 400 bytes (the voice band), for TCP every segment with payload.
-/// Features: the rhythm messages' mean size and mean gap on a log scale
-/// (where their spread is closer to the Gaussian the classifier assumes) and
-/// their spreads as coefficients of variation (a voice codec paces small,
-/// regular frames); then, of all the messages during the window, the share in
-/// a video band and the share of other large messages.
+/// classifier reads them. A window is 30 messages of its kind
+/// ([`WindowKind`]). Features: the window's messages' mean size and mean
+/// gap on a log scale (where their spread is closer to the Gaussian the
+/// classifier assumes) and their spreads as coefficients of variation (a
+/// voice codec paces small, regular frames; video sends frames in bursts);
+/// then two shares over every message of the direction during the window:
+/// for a voice window, the other messages in a video band and the other
+/// large ones; for a video window, its own messages in a video band and the
+/// small messages beside it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowFeatures(pub [f64; WindowFeatures::LEN]);
 
 impl WindowFeatures {
     /// Number of features.
     pub const LEN: usize = 6;
-    /// Feature names, in order.
+    /// Feature names of a voice window, in order.
     pub const NAMES: [&'static str; WindowFeatures::LEN] = [
         "ln_mean_payload",
         "cv_payload",
@@ -200,20 +242,33 @@ impl WindowFeatures {
         "video_share",
         "large_share",
     ];
+    /// Feature names of a video window, in order.
+    pub const VIDEO_NAMES: [&'static str; WindowFeatures::LEN] = [
+        "ln_mean_payload",
+        "cv_payload",
+        "ln_mean_gap_ms",
+        "cv_gap",
+        "band_share",
+        "small_share",
+    ];
 }
 
 /// Running sums of the current rhythm window of one direction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RhythmWindow {
     n: u16,
-    video: u16,
-    large: u16,
+    /// The first share's count (see [`WindowFeatures`]).
+    a: u16,
+    /// The second share's count.
+    b: u16,
+    /// Messages of the direction during the window that are not its own.
+    others: u16,
     gaps: u16,
     sum_size: f32,
     sum_size2: f32,
     sum_gap: f32,
     sum_gap2: f32,
-    /// Time of the last rhythm message (`i64::MIN` before the first).
+    /// Time of the window's last own message (`i64::MIN` before the first).
     last: i64,
 }
 
@@ -221,8 +276,9 @@ impl Default for RhythmWindow {
     fn default() -> Self {
         RhythmWindow {
             n: 0,
-            video: 0,
-            large: 0,
+            a: 0,
+            b: 0,
+            others: 0,
             gaps: 0,
             sum_size: 0.0,
             sum_size2: 0.0,
@@ -254,24 +310,29 @@ pub fn in_video_band(payload_len: u32, config: &NbcConfig) -> bool {
 }
 
 impl RhythmWindow {
-    /// Adds one message; returns the window's features when it completes.
-    /// `rhythm` says whether the message is a rhythm message (UDP voice band,
-    /// or any TCP segment); the others are only counted.
+    /// Adds one message of the direction to a window of `kind`; returns the
+    /// window's features when it completes. `own` says whether the message
+    /// is one the window follows; the others are only counted.
     #[inline]
     pub fn add(
         &mut self,
+        kind: WindowKind,
         ts: Timestamp,
         payload_len: u32,
-        rhythm: bool,
+        own: bool,
         config: &NbcConfig,
     ) -> Option<WindowFeatures> {
-        if !rhythm {
-            if in_video_band(payload_len, config) {
-                self.video = self.video.saturating_add(1);
-            } else {
-                self.large = self.large.saturating_add(1);
+        let band = in_video_band(payload_len, config);
+        if !own {
+            self.others = self.others.saturating_add(1);
+            match kind {
+                WindowKind::Voice if band => self.a = self.a.saturating_add(1),
+                WindowKind::Voice | WindowKind::Video => self.b = self.b.saturating_add(1),
             }
             return None;
+        }
+        if kind == WindowKind::Video && band {
+            self.a = self.a.saturating_add(1);
         }
         let size = payload_len as f32;
         self.n += 1;
@@ -302,14 +363,14 @@ impl RhythmWindow {
             // Every gap was a pause: the slowest rhythm there is.
             ((1.0 + 1000.0 * config.max_gap_seconds).ln(), 0.0)
         };
-        let all = n + f64::from(self.video) + f64::from(self.large);
+        let all = n + f64::from(self.others);
         let features = WindowFeatures([
             ms,
             ss,
             mg,
             sg,
-            f64::from(self.video) / all,
-            f64::from(self.large) / all,
+            f64::from(self.a) / all,
+            f64::from(self.b) / all,
         ]);
         let last = self.last;
         *self = RhythmWindow::default();
@@ -317,7 +378,7 @@ impl RhythmWindow {
         Some(features)
     }
 
-    /// Rhythm messages in the current (incomplete) window.
+    /// Own messages in the current (incomplete) window.
     pub fn len(&self) -> u16 {
         self.n
     }
@@ -333,8 +394,8 @@ impl RhythmWindow {
 pub struct Observed {
     /// The packet was sampled by the chi-square test.
     pub sampled: bool,
-    /// A rhythm window completed with these features.
-    pub window: Option<WindowFeatures>,
+    /// A rhythm window completed: its kind and features.
+    pub window: Option<(WindowKind, WindowFeatures)>,
 }
 
 /// The features of one direction of a flow.
@@ -346,12 +407,12 @@ pub struct DirectionFeatures {
     pub sampled_total: u32,
     /// Packets in a video band.
     pub video_packets: u32,
-    /// FUNC value counts.
-    pub func: FuncCounts,
     /// Header-check counters.
     pub dft: DftCounts,
-    /// Current rhythm window.
-    pub rhythm: RhythmWindow,
+    /// Current voice window.
+    pub voice: RhythmWindow,
+    /// Current video window (UDP only).
+    pub video: RhythmWindow,
 }
 
 impl DirectionFeatures {
@@ -365,7 +426,7 @@ impl DirectionFeatures {
         transport: Transport,
         payload: &[u8],
         payload_len: u32,
-        known_mask: u32,
+        known: FuncSet,
         dft: &DftConfig,
         nbc: &NbcConfig,
     ) -> Observed {
@@ -375,13 +436,7 @@ impl DirectionFeatures {
         if in_video_band(payload_len, nbc) {
             self.video_packets = self.video_packets.saturating_add(1);
         }
-        if let Some(&b2) = payload.get(2) {
-            if self.nibbles.is_full() {
-                self.func = FuncCounts::default();
-            }
-            self.func.add(b2);
-        }
-        self.dft.add(payload, payload_len, known_mask, dft);
+        self.dft.add(payload, payload_len, known, dft);
         let mut sampled = false;
         if let Some(head) = payload
             .get(..CSC_BYTES)
@@ -394,8 +449,23 @@ impl DirectionFeatures {
             self.sampled_total = self.sampled_total.saturating_add(1);
             sampled = true;
         }
-        let rhythm = transport == Transport::Tcp || payload_len < nbc.voice_max_bytes;
-        let window = self.rhythm.add(ts, payload_len, rhythm, nbc);
+        let window = match transport {
+            Transport::Tcp => self
+                .voice
+                .add(WindowKind::Voice, ts, payload_len, true, nbc)
+                .map(|w| (WindowKind::Voice, w)),
+            Transport::Udp => {
+                let voice = payload_len < nbc.voice_max_bytes;
+                let v = self
+                    .voice
+                    .add(WindowKind::Voice, ts, payload_len, voice, nbc);
+                let w = self
+                    .video
+                    .add(WindowKind::Video, ts, payload_len, !voice, nbc);
+                v.map(|x| (WindowKind::Voice, x))
+                    .or(w.map(|x| (WindowKind::Video, x)))
+            }
+        };
         Observed { sampled, window }
     }
 }
@@ -436,7 +506,7 @@ mod tests {
                 Transport::Udp,
                 &[1; 8],
                 8,
-                0,
+                FuncSet::default(),
                 &dft,
                 &nbc,
             );
@@ -447,25 +517,30 @@ mod tests {
 
     #[test]
     fn func_slots_and_dft_counts() {
-        assert_eq!(FuncCounts::slot(0x0D), 0x0D);
-        assert_eq!(FuncCounts::slot(0x7D), 0x0D);
-        assert_eq!(FuncCounts::slot(0x8D), 0x1D);
+        assert_eq!(FuncSet::slot(0x0D), 0x0D);
+        assert_eq!(FuncSet::slot(0x7D), 0x0D);
+        assert_eq!(FuncSet::slot(0x8D), 0x1D);
         let cfg = DftConfig::default();
-        let mask = func_mask(&cfg.func_known);
+        let known = FuncSet::of(&cfg.func_known);
+        assert_eq!(known.len(), 7);
+        assert!(known.contains(0x72) && known.contains(0x0D) && !known.contains(0x8D));
         let mut d = DftCounts::default();
-        d.add(&[1, 2, 0x3D, 4, 5], 60, mask, &cfg);
-        d.add(&[1, 2, 0x5D, 4], 4, mask, &cfg); // keep-alive: 4 bytes
-        d.add(&[1, 3, 0x5D, 4, 9], 60, mask, &cfg);
-        d.add(&[9, 9], 2, mask, &cfg);
+        d.add(&[1, 2, 0x3D, 4, 5], 60, known, &cfg);
+        d.add(&[1, 2, 0x5D, 4], 4, known, &cfg); // keep-alive: 4 bytes
+        d.add(&[1, 3, 0x5D, 4, 9], 60, known, &cfg);
+        d.add(&[9, 9], 2, known, &cfg);
         assert_eq!(d.packets, 4);
+        assert_eq!(d.func_messages, 3);
         assert_eq!(d.voice, 2);
         assert_eq!(d.known, 3);
         assert_eq!(d.prefix_repeats, 0);
+        assert_eq!(d.prefix_messages, 2);
         let mut e = DftCounts::default();
         for _ in 0..5 {
-            e.add(&[7, 7, 7, 7, 1], 30, mask, &cfg);
+            e.add(&[7, 7, 7, 7, 1], 30, known, &cfg);
         }
         assert_eq!(e.prefix_repeats, 4);
+        assert_eq!(e.prefix_messages, 4);
     }
 
     #[test]
@@ -474,10 +549,16 @@ mod tests {
         let cfg = NbcConfig::default();
         let mut out = None;
         for i in 0..30 {
-            out = w.add(Timestamp(i * 20_000), 100, true, &cfg);
+            out = w.add(WindowKind::Voice, Timestamp(i * 20_000), 100, true, &cfg);
             // A video message between the voice frames is only counted.
             assert!(w
-                .add(Timestamp(i * 20_000 + 5_000), 450, false, &cfg)
+                .add(
+                    WindowKind::Voice,
+                    Timestamp(i * 20_000 + 5_000),
+                    450,
+                    false,
+                    &cfg
+                )
                 .is_none());
             if i < 29 {
                 assert!(out.is_none());
@@ -491,5 +572,46 @@ mod tests {
         assert!((f[4] - 0.5).abs() < 0.02, "video share {}", f[4]);
         assert_eq!(f[5], 0.0);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn video_windows_follow_the_large_messages() {
+        let mut d = DirectionFeatures::default();
+        let dft = DftConfig::default();
+        let nbc = NbcConfig::default();
+        let mut got = None;
+        // 30 video messages (450 bytes every 40 ms) with a 60-byte control
+        // message every third one.
+        for i in 0..30i64 {
+            let o = d.observe(
+                Timestamp(i * 40_000),
+                Transport::Udp,
+                &[0; 8],
+                450,
+                FuncSet::default(),
+                &dft,
+                &nbc,
+            );
+            if i % 3 == 0 {
+                d.observe(
+                    Timestamp(i * 40_000 + 1_000),
+                    Transport::Udp,
+                    &[0; 8],
+                    60,
+                    FuncSet::default(),
+                    &dft,
+                    &nbc,
+                );
+            }
+            got = got.or(o.window);
+        }
+        let (kind, f) = got.expect("a video window");
+        assert_eq!(kind, WindowKind::Video);
+        assert!((f.0[0] - 451f64.ln()).abs() < 1e-6);
+        assert!((f.0[2] - 41f64.ln()).abs() < 1e-3);
+        // 30 own messages in a band, 10 small ones beside them.
+        assert!((f.0[4] - 0.75).abs() < 1e-9, "band share {}", f.0[4]);
+        assert!((f.0[5] - 0.25).abs() < 1e-9, "small share {}", f.0[5]);
+        assert_eq!(d.voice.len(), 10);
     }
 }

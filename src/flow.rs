@@ -1052,6 +1052,7 @@ mod tests {
             payload: &[],
             payload_len: 10,
             tcp_flags: TcpFlags::default(),
+            random_head: None,
         }
     }
 

@@ -77,6 +77,9 @@ pub struct FlowLabel {
     pub class: LabelClass,
     /// The kind the labels give, if any (CSV `kind` column).
     pub kind: Option<String>,
+    /// The variant of the kind, if any (the generator's `variant` column:
+    /// voice, video, video_only, short_call, login, short_tcp, ...).
+    pub variant: Option<String>,
 }
 
 /// The unordered 5-tuple flows and labels are matched by.
@@ -255,6 +258,7 @@ pub fn parse_ndpi_line(line: &str, policy: Policy) -> Option<FlowLabel> {
         media,
         class,
         kind: None,
+        variant: None,
     })
 }
 
@@ -330,8 +334,15 @@ pub fn read_flow_csv(capture: &Path, csv: &Path, spec: &str) -> Result<CaptureLa
         let label = f[5].to_string();
         let kind = f.get(6).filter(|k| !k.is_empty()).map(|k| k.to_string());
         let class = plain_class(&label);
-        let media = matches!(kind.as_deref(), Some("e2e") | Some("e2o") | Some("tcp"))
-            || label.contains("rtp");
+        // An explicit `media` column (the generator's tenth) decides;
+        // without it, the kinds of a call and RTP labels are media.
+        let media = match f.get(9) {
+            Some(m) => matches!(m.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+            None => {
+                matches!(kind.as_deref(), Some("e2e") | Some("e2o") | Some("tcp"))
+                    || label.contains("rtp")
+            }
+        };
         flows.insert(
             match_key(transport, a, b),
             FlowLabel {
@@ -342,6 +353,7 @@ pub fn read_flow_csv(capture: &Path, csv: &Path, spec: &str) -> Result<CaptureLa
                 media,
                 class,
                 kind,
+                variant: f.get(8).filter(|v| !v.is_empty()).map(|v| v.to_string()),
             },
         );
     }
@@ -405,6 +417,7 @@ pub fn load_spec(spec: &str) -> Result<Vec<CaptureLabels>, LabelError> {
             media: label.to_ascii_lowercase().contains("skype") || label.contains("rtp"),
             class: plain_class(label),
             kind: None,
+            variant: None,
         };
         return Ok(vec![CaptureLabels {
             capture: PathBuf::from(cap),

@@ -5,6 +5,7 @@ pub mod classifier;
 pub mod community_id;
 pub mod config;
 pub mod csc;
+pub mod dft;
 pub mod endpoint;
 pub mod evaluate;
 pub mod features;

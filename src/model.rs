@@ -11,8 +11,10 @@ use crate::nbc::NbcModel;
 
 /// The `format` field of every model file.
 pub const FORMAT: &str = "skype-dpi-model";
-/// The format version this library reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this library reads and writes: 2 since the
+/// sequential tests and the video rhythm model (version 1 had fixed-sample
+/// thresholds and one rhythm model).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The embedded default model's text.
 pub const DEFAULT_MODEL_JSON: &str = include_str!("../models/default.json");
@@ -25,10 +27,14 @@ pub struct Provenance {
     pub command: String,
     /// Label specs, in the order given, with the SHA-256 of each capture.
     pub inputs: Vec<TrainingInput>,
-    /// Training windows per class.
+    /// Voice training windows of media.
     pub windows_media: usize,
-    /// Training windows of other traffic.
+    /// Voice training windows of other traffic.
     pub windows_other: usize,
+    /// Video training windows of media.
+    pub video_windows_media: usize,
+    /// Video training windows of other traffic.
+    pub video_windows_other: usize,
     /// Flows per class that gave windows.
     pub flows_media: usize,
     /// Flows of other traffic that gave windows.
@@ -136,56 +142,13 @@ impl Model {
         Ok(model)
     }
 
-    /// Checks values that the types do not.
+    /// Checks values that the types do not: every number of the
+    /// configuration against its rule (finite, in range, non-zero sizes,
+    /// consistent thresholds), and the fitted parameters. The error names
+    /// the field and the rule.
     pub fn check(&self) -> Result<(), String> {
-        self.nbc.check().map_err(|e| format!("nbc: {e}"))?;
-        let c = &self.config;
-        let positive = [
-            ("csc.deterministic_threshold", c.csc.deterministic_threshold),
-            ("csc.mixed_threshold", c.csc.mixed_threshold),
-            ("nbc.max_gap_seconds", c.nbc.max_gap_seconds),
-            ("nbc.min_variance", c.nbc.min_variance),
-            (
-                "endpoint.idle_timeout_seconds",
-                c.endpoint.idle_timeout_seconds,
-            ),
-        ];
-        for (name, v) in positive {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!(
-                    "config.{name} must be a positive number, found {v}"
-                ));
-            }
-        }
-        let shares = [
-            ("dft.min_share", c.dft.min_share),
-            ("nbc.video_share", c.nbc.video_share),
-            ("nbc.min_window_pass_share", c.nbc.min_window_pass_share),
-            (
-                "endpoint.min_known_func_share",
-                c.endpoint.min_known_func_share,
-            ),
-            (
-                "endpoint.max_same_peer_port_share",
-                c.endpoint.max_same_peer_port_share,
-            ),
-        ];
-        for (name, v) in shares {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(format!("config.{name} must be in [0, 1], found {v}"));
-            }
-        }
-        if !c.nbc.window_log_odds_threshold.is_finite() {
-            return Err("config.nbc.window_log_odds_threshold must be finite".to_string());
-        }
-        let (lo, hi) = c.endpoint.body_groups;
-        if lo > hi
-            || hi >= crate::config::CSC_GROUPS
-            || c.endpoint.func_group >= crate::config::CSC_GROUPS
-        {
-            return Err("config.endpoint: group numbers must be within 0..=15".to_string());
-        }
-        Ok(())
+        self.nbc.check().map_err(|e| format!("nbc.{e}"))?;
+        check_config(&self.config)
     }
 
     /// The model as pretty JSON with a final newline (the bytes `train`
@@ -195,4 +158,133 @@ impl Model {
         s.push('\n');
         s
     }
+}
+
+/// A rule a configuration value breaks: the field and the rule.
+fn broken(field: &str, rule: &str, value: impl std::fmt::Display) -> String {
+    format!("config.{field} must be {rule}, found {value}")
+}
+
+/// `x` is a finite number above zero.
+fn positive(field: &str, x: f64) -> Result<(), String> {
+    if x.is_finite() && x > 0.0 {
+        Ok(())
+    } else {
+        Err(broken(field, "a finite number above 0", x))
+    }
+}
+
+/// `x` is a probability strictly between 0 and 1.
+fn open_unit(field: &str, x: f64) -> Result<(), String> {
+    if x > 0.0 && x < 1.0 {
+        Ok(())
+    } else {
+        Err(broken(field, "strictly between 0 and 1", x))
+    }
+}
+
+/// `x` is a share in [0, 1].
+fn share(field: &str, x: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&x) {
+        Ok(())
+    } else {
+        Err(broken(field, "in [0, 1]", x))
+    }
+}
+
+/// `x` is at least 1.
+fn at_least_one(field: &str, x: u64) -> Result<(), String> {
+    if x >= 1 {
+        Ok(())
+    } else {
+        Err(broken(field, "at least 1", x))
+    }
+}
+
+/// Checks every number of a method configuration (see [`Model::check`]).
+pub fn check_config(c: &MethodConfig) -> Result<(), String> {
+    use crate::config::CSC_GROUPS;
+    positive("csc.deterministic_threshold", c.csc.deterministic_threshold)?;
+    positive("csc.mixed_threshold", c.csc.mixed_threshold)?;
+    if c.csc.mixed_threshold > c.csc.deterministic_threshold {
+        return Err(broken(
+            "csc.mixed_threshold",
+            "at most csc.deterministic_threshold",
+            c.csc.mixed_threshold,
+        ));
+    }
+    open_unit("csc.group_alpha", c.csc.group_alpha)?;
+    positive("csc.dirichlet_prior", c.csc.dirichlet_prior)?;
+    if !(c.csc.fixed_bit_slip > 0.0 && c.csc.fixed_bit_slip < 0.5) {
+        return Err(broken(
+            "csc.fixed_bit_slip",
+            "strictly between 0 and 0.5",
+            c.csc.fixed_bit_slip,
+        ));
+    }
+    at_least_one("csc.random_min_samples", c.csc.random_min_samples.into())?;
+
+    at_least_one("dft.min_packets", c.dft.min_packets.into())?;
+    at_least_one("dft.min_matching", c.dft.min_matching.into())?;
+    open_unit("dft.min_share", c.dft.min_share)?;
+    share("dft.min_voice_share", c.dft.min_voice_share)?;
+    if c.dft.func_known.is_empty() {
+        return Err(broken("dft.func_known", "a non-empty list", "[]"));
+    }
+    open_unit("dft.contradiction_alpha", c.dft.contradiction_alpha)?;
+    if !(c.dft.contradiction_rate > 1.0 - c.dft.min_share && c.dft.contradiction_rate < 1.0) {
+        return Err(broken(
+            "dft.contradiction_rate",
+            "above 1 - dft.min_share and below 1",
+            c.dft.contradiction_rate,
+        ));
+    }
+
+    at_least_one("nbc.voice_max_bytes", c.nbc.voice_max_bytes.into())?;
+    for (i, &(lo, hi)) in c.nbc.video_bands.iter().enumerate() {
+        if lo > hi {
+            return Err(broken(
+                &format!("nbc.video_bands[{i}]"),
+                "a band with its low end at most its high end",
+                format!("[{lo}, {hi}]"),
+            ));
+        }
+    }
+    share("nbc.video_share", c.nbc.video_share)?;
+    open_unit("nbc.media_alpha", c.nbc.media_alpha)?;
+    open_unit("nbc.other_alpha", c.nbc.other_alpha)?;
+    positive("nbc.window_log_odds_clamp", c.nbc.window_log_odds_clamp)?;
+    positive("nbc.min_variance", c.nbc.min_variance)?;
+    positive("nbc.max_gap_seconds", c.nbc.max_gap_seconds)?;
+
+    at_least_one("verdict.confirm_samples", c.verdict.confirm_samples.into())?;
+
+    let e = &c.endpoint;
+    at_least_one("endpoint.max_endpoints", e.max_endpoints as u64)?;
+    positive("endpoint.idle_timeout_seconds", e.idle_timeout_seconds)?;
+    at_least_one("endpoint.min_packets", e.min_packets.into())?;
+    at_least_one(
+        "endpoint.max_messages_per_flow",
+        e.max_messages_per_flow.into(),
+    )?;
+    at_least_one("endpoint.min_peers", e.min_peers.into())?;
+    share("endpoint.min_known_func_share", e.min_known_func_share)?;
+    share("endpoint.min_id_change_share", e.min_id_change_share)?;
+    at_least_one("endpoint.max_recognised", e.max_recognised as u64)?;
+    let (lo, hi) = e.body_groups;
+    if lo > hi || hi >= CSC_GROUPS {
+        return Err(broken(
+            "endpoint.body_groups",
+            "a range of groups within 0..=15",
+            format!("({lo}, {hi})"),
+        ));
+    }
+    if e.func_group >= CSC_GROUPS {
+        return Err(broken(
+            "endpoint.func_group",
+            "a group within 0..=15",
+            e.func_group,
+        ));
+    }
+    Ok(())
 }

@@ -1,13 +1,18 @@
 //! The Naive Bayes classifier (NBC): does a direction have the rhythm of a
 //! voice or video call?
 //!
-//! Each completed 30-packet window of a direction ([`WindowFeatures`]) is
-//! scored by a two-class Gaussian Naive Bayes model, media versus other,
-//! fitted with `linfa-bayes`. The score is the log-odds of the two classes'
-//! joint log-likelihoods, computed here from the model's plain parameters
-//! (the same formula as `linfa_bayes::GaussianNb::joint_log_likelihood`, and
-//! a test holds them equal) so that scoring a window allocates nothing and
-//! stays finite far from the training data, where `predict_proba` overflows.
+//! Each completed 30-message window of a direction ([`WindowFeatures`]) is
+//! scored by a two-class Gaussian Naive Bayes model of its kind (voice
+//! windows and video windows have a model each, [`WindowKind`]), media
+//! versus other, fitted with `linfa-bayes`. The score is the log-odds of the
+//! two classes' joint log-likelihoods, computed here from the model's plain
+//! parameters (the same formula as
+//! `linfa_bayes::GaussianNb::joint_log_likelihood`, and a test holds them
+//! equal) so that scoring a window allocates nothing and stays finite far
+//! from the training data, where `predict_proba` overflows. A direction
+//! adds its windows' log-odds in Wald's sequential probability ratio test
+//! ([`NbcScore`]), which decides media or other as soon as the sum crosses
+//! a boundary.
 
 use linfa::traits::Fit;
 use linfa::DatasetBase;
@@ -16,7 +21,7 @@ use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use crate::config::NbcConfig;
-use crate::features::WindowFeatures;
+use crate::features::{WindowFeatures, WindowKind};
 
 /// Label of the media class in the fitted model.
 pub const MEDIA: usize = 1;
@@ -75,24 +80,58 @@ impl GaussianClass {
     }
 }
 
-/// A fitted two-class Gaussian Naive Bayes model: plain data that serializes.
+/// A fitted two-class Gaussian Naive Bayes model of one window kind:
+/// plain data that serializes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NbcModel {
+pub struct WindowModel {
     /// Names of the features, in order (for people reading the model file).
     pub features: Vec<String>,
-    /// The media class (voice and video windows).
+    /// The media class (voice and video windows of calls).
     pub media: GaussianClass,
     /// Every other window.
     pub other: GaussianClass,
+}
+
+/// The rhythm model: one window model per window kind. Plain data that
+/// serializes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NbcModel {
+    /// Voice windows (UDP messages under 400 bytes, TCP segments).
+    pub voice: WindowModel,
+    /// Video windows (UDP messages of 400 bytes or more).
+    pub video: WindowModel,
+}
+
+impl NbcModel {
+    /// The model of a window kind.
+    pub fn of(&self, kind: WindowKind) -> &WindowModel {
+        match kind {
+            WindowKind::Voice => &self.voice,
+            WindowKind::Video => &self.video,
+        }
+    }
+
+    /// The log-odds of media over other for a window of `kind`.
+    #[inline]
+    pub fn log_odds(&self, kind: WindowKind, x: &WindowFeatures) -> f64 {
+        self.of(kind).log_odds(x)
+    }
+
+    /// Checks both models.
+    pub fn check(&self) -> Result<(), String> {
+        self.voice.check().map_err(|e| format!("voice: {e}"))?;
+        self.video.check().map_err(|e| format!("video: {e}"))
+    }
 }
 
 /// Why a model could not be fitted.
 #[derive(Debug, thiserror::Error)]
 pub enum FitError {
     /// One class has no window.
-    #[error("no training windows of class {0}: the labels give no {0} flow with 30 packets in a direction")]
-    EmptyClass(&'static str),
+    #[error("no {kind} training windows of class {class}: the labels give no {class} flow with 30 {kind} messages in a direction", kind = .0.as_str(), class = .1)]
+    EmptyClass(WindowKind, &'static str),
     /// linfa refused the data.
     #[error("linfa-bayes could not fit the model: {0}")]
     Linfa(String),
@@ -101,7 +140,7 @@ pub enum FitError {
     Parameters(String),
 }
 
-impl NbcModel {
+impl WindowModel {
     /// Fits the model on windows and their labels (`true` = media) with
     /// `linfa_bayes::GaussianNb`, then sets equal class priors: the decision
     /// rests on the likelihood ratio, not on how many windows of each class
@@ -110,11 +149,12 @@ impl NbcModel {
     /// same parameters, bit for bit.
     /// Each class's variances are floored at `min_variance`.
     pub fn fit(
+        kind: WindowKind,
         windows: &[WindowFeatures],
         media: &[bool],
         min_variance: f64,
-    ) -> Result<NbcModel, FitError> {
-        let mut m = Self::fit_with_count_priors(windows, media)?;
+    ) -> Result<WindowModel, FitError> {
+        let mut m = Self::fit_with_count_priors(kind, windows, media)?;
         for c in [&mut m.media, &mut m.other] {
             c.prior = 0.5;
             for v in c.variance.iter_mut() {
@@ -126,14 +166,15 @@ impl NbcModel {
 
     /// Fits the model keeping linfa's priors (class shares of the windows).
     pub fn fit_with_count_priors(
+        kind: WindowKind,
         windows: &[WindowFeatures],
         media: &[bool],
-    ) -> Result<NbcModel, FitError> {
+    ) -> Result<WindowModel, FitError> {
         if !media.iter().any(|&m| m) {
-            return Err(FitError::EmptyClass("media"));
+            return Err(FitError::EmptyClass(kind, "media"));
         }
         if media.iter().all(|&m| m) {
-            return Err(FitError::EmptyClass("other"));
+            return Err(FitError::EmptyClass(kind, "other"));
         }
         let n = windows.len().min(media.len());
         let mut x = Array2::<f64>::zeros((n, WindowFeatures::LEN));
@@ -151,12 +192,15 @@ impl NbcModel {
         let fitted: GaussianNb<f64, usize> = GaussianNb::params()
             .fit(&data)
             .map_err(|e| FitError::Linfa(e.to_string()))?;
-        Self::from_linfa(&fitted)
+        Self::from_linfa(kind, &fitted)
     }
 
     /// Reads the parameters of a fitted `linfa_bayes::GaussianNb` (through
     /// its serde form: linfa keeps them private).
-    pub fn from_linfa(model: &GaussianNb<f64, usize>) -> Result<NbcModel, FitError> {
+    pub fn from_linfa(
+        kind: WindowKind,
+        model: &GaussianNb<f64, usize>,
+    ) -> Result<WindowModel, FitError> {
         let v = serde_json::to_value(model).map_err(|e| FitError::Parameters(e.to_string()))?;
         let class = |label: usize| -> Result<GaussianClass, FitError> {
             let c = v
@@ -180,11 +224,8 @@ impl NbcModel {
                 variance: arr("sigma")?,
             })
         };
-        let m = NbcModel {
-            features: WindowFeatures::NAMES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+        let m = WindowModel {
+            features: kind.feature_names().iter().map(|s| s.to_string()).collect(),
             media: class(MEDIA)?,
             other: class(OTHER)?,
         };
@@ -193,7 +234,7 @@ impl NbcModel {
     }
 
     /// Builds the equivalent `linfa_bayes::GaussianNb`, e.g. to cross-check
-    /// [`NbcModel::log_odds`] against linfa's own `joint_log_likelihood`.
+    /// [`WindowModel::log_odds`] against linfa's own `joint_log_likelihood`.
     pub fn to_linfa(&self) -> Result<GaussianNb<f64, usize>, String> {
         let arr = |v: &[f64]| serde_json::json!({"v": 1, "dim": [v.len()], "data": v});
         let class = |c: &GaussianClass| {
@@ -213,6 +254,13 @@ impl NbcModel {
 
     /// Checks the parameters: sizes, finite values, positive variances.
     pub fn check(&self) -> Result<(), String> {
+        if self.features.len() != WindowFeatures::LEN {
+            return Err(format!(
+                "expected {} feature names, found {}",
+                WindowFeatures::LEN,
+                self.features.len()
+            ));
+        }
         self.media.check("media")?;
         self.other.check("other")
     }
@@ -241,36 +289,70 @@ impl NbcModel {
     }
 }
 
-/// The running NBC score of one direction: how many windows, how many
-/// passed, and the sum of their log-odds.
+/// Where a direction's sequential rhythm test stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NbcDecision {
+    /// Neither boundary crossed yet.
+    #[default]
+    Pending,
+    /// The sum reached the media boundary.
+    Media,
+    /// The sum fell to the other boundary: the rhythm is not a call's.
+    Other,
+}
+
+impl NbcDecision {
+    /// "pending", "media" or "other".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NbcDecision::Pending => "pending",
+            NbcDecision::Media => "media",
+            NbcDecision::Other => "other",
+        }
+    }
+}
+
+/// The running rhythm test of one direction: Wald's sequential probability
+/// ratio test over its windows' log-odds, each clamped to
+/// `+-window_log_odds_clamp`. The decision, once made, stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct NbcScore {
     /// Completed windows.
     pub windows: u16,
-    /// Windows whose log-odds reached the threshold.
+    /// Windows whose log-odds were positive.
     pub passed: u16,
-    /// Sum of the windows' log-odds (clamped per window to +-50).
+    /// Sum of the windows' clamped log-odds.
     pub sum_log_odds: f32,
+    /// The test's decision.
+    pub decision: NbcDecision,
 }
 
-/// Bound on one window's log-odds in the running sum, so that one window far
-/// from the training data cannot outweigh the rest of the flow.
-pub const WINDOW_LOG_ODDS_CLAMP: f64 = 50.0;
-
 impl NbcScore {
-    /// Adds one window's log-odds.
+    /// Adds one window's log-odds; returns whether the decision changed.
     #[inline]
-    pub fn add(&mut self, log_odds: f64, config: &NbcConfig) {
+    pub fn add(&mut self, log_odds: f64, config: &NbcConfig) -> bool {
         self.windows = self.windows.saturating_add(1);
-        if log_odds >= config.window_log_odds_threshold {
+        if log_odds >= 0.0 {
             self.passed = self.passed.saturating_add(1);
         }
+        let c = config.window_log_odds_clamp;
         let l = if log_odds.is_nan() {
-            -WINDOW_LOG_ODDS_CLAMP
+            -c
         } else {
-            log_odds.clamp(-WINDOW_LOG_ODDS_CLAMP, WINDOW_LOG_ODDS_CLAMP)
+            log_odds.clamp(-c, c)
         };
         self.sum_log_odds += l as f32;
+        if self.decision != NbcDecision::Pending {
+            return false;
+        }
+        let sum = f64::from(self.sum_log_odds);
+        if sum >= -config.media_alpha.ln() {
+            self.decision = NbcDecision::Media;
+        } else if sum <= config.other_alpha.ln() {
+            self.decision = NbcDecision::Other;
+        }
+        self.decision != NbcDecision::Pending
     }
 
     /// Mean log-odds over the windows (0 without windows).
@@ -280,19 +362,6 @@ impl NbcScore {
         } else {
             f64::from(self.sum_log_odds) / f64::from(self.windows)
         }
-    }
-
-    /// Whether the direction passes: enough windows, enough of them
-    /// passing, and a mean log-odds at the threshold.
-    pub fn passes(&self, config: &NbcConfig) -> bool {
-        self.windows >= config.min_windows.max(1)
-            && f64::from(self.passed) >= config.min_window_pass_share * f64::from(self.windows)
-            && self.mean_log_odds() >= config.window_log_odds_threshold
-    }
-
-    /// Whether enough windows have completed to judge.
-    pub fn judged(&self, config: &NbcConfig) -> bool {
-        self.windows >= config.min_windows.max(1)
     }
 }
 
@@ -330,7 +399,7 @@ mod tests {
     #[test]
     fn log_odds_equal_linfa_joint_log_likelihood() {
         let (w, y) = toy();
-        let m = NbcModel::fit_with_count_priors(&w, &y).unwrap();
+        let m = WindowModel::fit_with_count_priors(WindowKind::Voice, &w, &y).unwrap();
         let ours: Vec<f64> = w.iter().map(|x| m.log_odds(x)).collect();
         let theirs = m.linfa_log_odds(&w).unwrap();
         for (a, b) in ours.iter().zip(theirs.iter()) {
@@ -345,27 +414,28 @@ mod tests {
     #[test]
     fn far_from_training_stays_finite() {
         let (w, y) = toy();
-        let m = NbcModel::fit(&w, &y, 0.01).unwrap();
+        let m = WindowModel::fit(WindowKind::Voice, &w, &y, 0.01).unwrap();
         let far = WindowFeatures([1e6, -1e6, 1e6, 1e6, 1e6, -1e6]);
         let l = m.log_odds(&far);
         assert!(l.is_finite());
         let mut s = NbcScore::default();
-        s.add(l, &NbcConfig::default());
-        assert!(s.mean_log_odds().abs() <= WINDOW_LOG_ODDS_CLAMP);
+        let cfg = NbcConfig::default();
+        s.add(l, &cfg);
+        assert!(s.mean_log_odds().abs() <= cfg.window_log_odds_clamp);
     }
 
     #[test]
     fn fitting_is_deterministic_and_round_trips() {
         let (w, y) = toy();
-        let a = NbcModel::fit(&w, &y, 0.01).unwrap();
-        let b = NbcModel::fit(&w, &y, 0.01).unwrap();
+        let a = WindowModel::fit(WindowKind::Voice, &w, &y, 0.01).unwrap();
+        let b = WindowModel::fit(WindowKind::Voice, &w, &y, 0.01).unwrap();
         assert!(a.media.variance.iter().all(|&v| v >= 0.01));
         assert_eq!(a.media.prior, 0.5);
         assert_eq!(
             serde_json::to_string(&a).unwrap(),
             serde_json::to_string(&b).unwrap()
         );
-        let back: NbcModel = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        let back: WindowModel = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(a, back);
     }
 
@@ -374,28 +444,39 @@ mod tests {
         let (w, _) = toy();
         let all = vec![true; w.len()];
         assert!(matches!(
-            NbcModel::fit(&w, &all, 0.01),
-            Err(FitError::EmptyClass("other"))
+            WindowModel::fit(WindowKind::Voice, &w, &all, 0.01),
+            Err(FitError::EmptyClass(WindowKind::Voice, "other"))
         ));
     }
 
     #[test]
-    fn score_pass_rule() {
+    fn sequential_decisions() {
         let cfg = NbcConfig::default();
+        // One decisive media window (clamped to 10 >= ln 1000 = 6.9).
         let mut s = NbcScore::default();
-        assert!(!s.passes(&cfg));
-        s.add(3.0, &cfg);
-        // One window is not enough.
-        assert!(!s.passes(&cfg));
-        s.add(-1.0, &cfg);
-        assert!(s.passes(&cfg));
-        s.add(-1.0, &cfg);
-        assert!(!s.passes(&cfg));
-        // A majority passing but a negative mean fails.
+        assert!(s.add(25.0, &cfg));
+        assert_eq!(s.decision, NbcDecision::Media);
+        // It stands.
+        assert!(!s.add(-10.0, &cfg));
+        assert_eq!(s.decision, NbcDecision::Media);
+        // One clearly non-media window cannot reject alone (-13.8 needs
+        // two), and media windows after it bring the test back.
         let mut t = NbcScore::default();
-        t.add(0.5, &cfg);
-        t.add(0.5, &cfg);
-        t.add(-9.0, &cfg);
-        assert!(!t.passes(&cfg));
+        assert!(!t.add(-40.0, &cfg));
+        assert_eq!(t.decision, NbcDecision::Pending);
+        assert!(!t.add(8.0, &cfg));
+        assert!(t.add(5.0, &cfg));
+        assert_eq!(t.decision, NbcDecision::Media);
+        assert_eq!(t.sum_log_odds, 3.0);
+        let mut u = NbcScore::default();
+        u.add(-9.0, &cfg);
+        assert!(u.add(-9.0, &cfg));
+        assert_eq!(u.decision, NbcDecision::Other);
+        assert_eq!(u.passed, 0);
+        assert_eq!(u.windows, 2);
+        // A NaN counts as a clamped non-media window.
+        let mut v = NbcScore::default();
+        v.add(f64::NAN, &cfg);
+        assert_eq!(v.sum_log_odds, -10.0);
     }
 }

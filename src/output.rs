@@ -54,6 +54,23 @@ pub struct DirectionJson {
     pub nbc_mean_log_odds: f64,
     /// More than 10 % of the messages in a video band (method.md §5).
     pub video: bool,
+    /// "skype", "contradicted" or "pending" (null when the evidence was
+    /// released before the flow ended).
+    pub state: Option<&'static str>,
+    /// What contradicts Skype in this direction: "rhythm", "group_N" (a
+    /// group that must be random is structured), "func_byte" or "prefix".
+    pub contradiction: Option<&'static str>,
+    /// The groups the sequential test has called structured, as a bit mask
+    /// (bit g: group g).
+    pub structured_groups: u16,
+    /// The direction's own rhythm test: "pending", "media" or "other".
+    pub nbc_decision: &'static str,
+    /// The sum of its windows' clamped log-odds.
+    pub nbc_log_odds_sum: f64,
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 impl From<&DirectionRecord> for DirectionJson {
@@ -76,6 +93,11 @@ impl From<&DirectionRecord> for DirectionJson {
             nbc_passed: d.evidence.nbc.passed,
             nbc_mean_log_odds: (d.evidence.nbc.mean_log_odds() * 1000.0).round() / 1000.0,
             video: d.evidence.video,
+            state: d.state.map(|s| s.as_str()),
+            contradiction: d.state.and_then(|s| s.contradiction()).map(|c| c.as_str()),
+            structured_groups: d.evidence.groups.structured,
+            nbc_decision: d.evidence.nbc.decision.as_str(),
+            nbc_log_odds_sum: round3(f64::from(d.evidence.nbc.sum_log_odds)),
         }
     }
 }
@@ -121,6 +143,18 @@ pub struct RecordJson<'a> {
     pub decided_after_seconds: Option<f64>,
     /// The verdict before an endpoint revised it.
     pub revised_from: Option<&'static str>,
+    /// What a "not_skype" verdict rests on (see `fwd.contradiction`).
+    pub contradiction: Option<&'static str>,
+    /// TCP: whether the first payload was random from its first byte (no
+    /// known protocol's framing), what ties a TCP flow to a Skype client.
+    pub first_payload_random: Option<bool>,
+    /// The rhythm test over both directions' windows: "pending", "media"
+    /// or "other".
+    pub rhythm_decision: &'static str,
+    /// Its windows, both directions.
+    pub rhythm_windows: u16,
+    /// The sum of its windows' clamped log-odds.
+    pub rhythm_log_odds_sum: f64,
     /// Forward evidence (initiator to responder).
     pub fwd: DirectionJson,
     /// Backward evidence.
@@ -154,6 +188,11 @@ impl<'a> RecordJson<'a> {
                 .decided_after_seconds
                 .map(|x| round6(f64::from(x))),
             revised_from: r.revised_from.map(|l| l.as_str()),
+            contradiction: r.contradiction.map(|c| c.as_str()),
+            first_payload_random: r.first_payload_random,
+            rhythm_decision: r.rhythm.decision.as_str(),
+            rhythm_windows: r.rhythm.windows,
+            rhythm_log_odds_sum: round3(f64::from(r.rhythm.sum_log_odds)),
             fwd: DirectionJson::from(&r.directions[0]),
             bwd: DirectionJson::from(&r.directions[1]),
         }
@@ -216,6 +255,19 @@ pub const CSV_COLUMNS: &[&str] = &[
     "bwd_nbc_windows",
     "bwd_nbc_mean_log_odds",
     "bwd_chi2",
+    "contradiction",
+    "rhythm_decision",
+    "rhythm_windows",
+    "rhythm_log_odds_sum",
+    "fwd_state",
+    "fwd_contradiction",
+    "fwd_structured_groups",
+    "fwd_nbc_decision",
+    "bwd_state",
+    "bwd_contradiction",
+    "bwd_structured_groups",
+    "bwd_nbc_decision",
+    "first_payload_random",
 ];
 
 fn csv_field(s: &str) -> String {
@@ -322,6 +374,19 @@ impl<W: Write> RecordWriter<W> {
                     j.bwd.nbc_windows.to_string(),
                     j.bwd.nbc_mean_log_odds.to_string(),
                     chi2_list(&j.bwd.chi2),
+                    opt(j.contradiction),
+                    j.rhythm_decision.to_string(),
+                    j.rhythm_windows.to_string(),
+                    j.rhythm_log_odds_sum.to_string(),
+                    opt(j.fwd.state),
+                    opt(j.fwd.contradiction),
+                    j.fwd.structured_groups.to_string(),
+                    j.fwd.nbc_decision.to_string(),
+                    opt(j.bwd.state),
+                    opt(j.bwd.contradiction),
+                    j.bwd.structured_groups.to_string(),
+                    j.bwd.nbc_decision.to_string(),
+                    opt(j.first_payload_random),
                 ];
                 writeln!(self.out, "{}", fields.join(","))
             }

@@ -120,6 +120,11 @@ pub struct Packet<'a> {
     pub payload_len: u32,
     /// TCP flags (all false for UDP).
     pub tcp_flags: TcpFlags,
+    /// Whether the payload is random from its first byte
+    /// ([`crate::endpoint::encrypted_from_first_byte`]), when the reader
+    /// that kept only the first bytes already judged it (a
+    /// [`PacketRecord`] of a TCP payload); None: judged from `payload`.
+    pub random_head: Option<bool>,
 }
 
 /// The most payload bytes any classifier reads from one message: the CSC's
@@ -169,6 +174,9 @@ const RECORD_SYN: u8 = 4;
 const RECORD_ACK: u8 = 8;
 const RECORD_FIN: u8 = 16;
 const RECORD_RST: u8 = 32;
+/// A TCP payload random from its first byte (judged by the reader, which
+/// saw the whole payload).
+const RECORD_RANDOM_HEAD: u8 = 64;
 
 fn addr_bytes(ip: &IpAddr) -> [u8; 16] {
     match ip {
@@ -182,9 +190,11 @@ fn addr_bytes(ip: &IpAddr) -> [u8; 16] {
 }
 
 impl PacketRecord {
-    /// The record of `p`.
+    /// The record of `p`. A TCP payload is judged random from its first
+    /// byte or not ([`crate::endpoint::encrypted_from_first_byte`] with
+    /// `tests`) while the whole payload is at hand.
     #[inline]
-    pub fn of(p: &Packet<'_>) -> PacketRecord {
+    pub fn of(p: &Packet<'_>, tests: &crate::csc::GroupTests) -> PacketRecord {
         PacketRecord::with(
             p.ts,
             (addr_bytes(&p.src_ip), p.src_port),
@@ -194,6 +204,7 @@ impl PacketRecord {
             p.tcp_flags,
             p.payload,
             p.payload_len,
+            tests,
         )
     }
 
@@ -210,9 +221,13 @@ impl PacketRecord {
         f: TcpFlags,
         payload: &[u8],
         payload_len: u32,
+        tests: &crate::csc::GroupTests,
     ) -> PacketRecord {
         let (head, head_len) = head_of(payload);
         let bit = |on: bool, b: u8| if on { b } else { 0 };
+        let random_head = transport == Transport::Tcp
+            && !payload.is_empty()
+            && crate::endpoint::encrypted_from_first_byte(payload, tests);
         PacketRecord {
             ts: ts.0,
             src,
@@ -227,7 +242,8 @@ impl PacketRecord {
                 | bit(f.syn, RECORD_SYN)
                 | bit(f.ack, RECORD_ACK)
                 | bit(f.fin, RECORD_FIN)
-                | bit(f.rst, RECORD_RST),
+                | bit(f.rst, RECORD_RST)
+                | bit(random_head, RECORD_RANDOM_HEAD),
             spare: [0; 6],
         }
     }
@@ -237,7 +253,10 @@ impl PacketRecord {
     /// frame's bytes. A test holds the two ways equal on every frame of the
     /// real and synthetic captures.
     #[inline]
-    pub fn of_frame(raw: &RawPacket<'_>) -> Result<PacketRecord, SkipReason> {
+    pub fn of_frame(
+        raw: &RawPacket<'_>,
+        tests: &crate::csc::GroupTests,
+    ) -> Result<PacketRecord, SkipReason> {
         let ip_bytes = match network_of(raw.link_type, raw.data)? {
             Network::Ip(b) => b,
             Network::NotIp(_) => return Err(SkipReason::NotIp),
@@ -252,9 +271,10 @@ impl PacketRecord {
                 v.tcp_flags,
                 v.data,
                 v.data.len() as u32,
+                tests,
             ));
         }
-        decode_ip(raw.ts, ip_bytes).map(|p| PacketRecord::of(&p))
+        decode_ip(raw.ts, ip_bytes).map(|p| PacketRecord::of(&p, tests))
     }
 
     /// A keyed hash of the record's 5-tuple that is the same for both
@@ -312,6 +332,7 @@ impl PacketRecord {
                 fin: on(RECORD_FIN),
                 rst: on(RECORD_RST),
             },
+            random_head: (on(RECORD_TCP) && self.payload_len > 0).then_some(on(RECORD_RANDOM_HEAD)),
         }
     }
 }
@@ -472,6 +493,7 @@ pub fn decode_common(ts: Timestamp, b: &[u8]) -> Option<Packet<'_>> {
         payload: v.data,
         payload_len: v.data.len() as u32,
         tcp_flags: v.tcp_flags,
+        random_head: None,
     })
 }
 
@@ -636,6 +658,7 @@ pub fn decode_ip(ts: Timestamp, ip_bytes: &[u8]) -> Result<Packet<'_>, SkipReaso
                 payload: captured,
                 payload_len: payload_len as u32,
                 tcp_flags: TcpFlags::default(),
+                random_head: None,
             })
         }
         Transport::Tcp => {
@@ -667,6 +690,7 @@ pub fn decode_ip(ts: Timestamp, ip_bytes: &[u8]) -> Result<Packet<'_>, SkipReaso
                     fin: tcp.fin(),
                     rst: tcp.rst(),
                 },
+                random_head: None,
             })
         }
     }
@@ -696,6 +720,7 @@ mod tests {
                     fin: true,
                     rst: false,
                 },
+                random_head: None,
             },
             Packet {
                 ts: Timestamp(-5),
@@ -707,10 +732,12 @@ mod tests {
                 payload: &payload[..3],
                 payload_len: 3,
                 tcp_flags: TcpFlags::default(),
+                random_head: None,
             },
         ];
+        let tests = crate::csc::GroupTests::new(&crate::config::CscConfig::default());
         for p in cases {
-            let r = PacketRecord::of(&p);
+            let r = PacketRecord::of(&p, &tests);
             let q = r.packet();
             let n = p.payload.len().min(INSPECTED_PAYLOAD_BYTES);
             assert_eq!(q.payload, &p.payload[..n]);
@@ -721,6 +748,10 @@ mod tests {
             assert_eq!(q.transport, p.transport);
             assert_eq!(q.payload_len, p.payload_len);
             assert_eq!(q.tcp_flags, p.tcp_flags);
+            // The TCP payload was judged while all of it was at hand.
+            let judged = (p.transport == Transport::Tcp)
+                .then(|| crate::endpoint::encrypted_from_first_byte(p.payload, &tests));
+            assert_eq!(q.random_head, judged);
         }
         assert_eq!(std::mem::size_of::<PacketRecord>(), 64);
     }
@@ -742,7 +773,9 @@ mod tests {
             payload: &payload,
             payload_len: 12,
             tcp_flags: TcpFlags::default(),
+            random_head: None,
         };
+        let tests = crate::csc::GroupTests::new(&crate::config::CscConfig::default());
         let mut seen = std::collections::HashSet::new();
         for (i, (a, b)) in [
             ("10.0.0.1", "192.168.7.9"),
@@ -754,8 +787,8 @@ mod tests {
         {
             for (sp, dp) in [(1000u16, 2000u16), (2000, 1000), (53, 53), (0, 65535)] {
                 for t in [Transport::Udp, Transport::Tcp] {
-                    let fwd = PacketRecord::of(&packet(a, sp, b, dp, t));
-                    let back = PacketRecord::of(&packet(b, dp, a, sp, t));
+                    let fwd = PacketRecord::of(&packet(a, sp, b, dp, t), &tests);
+                    let back = PacketRecord::of(&packet(b, dp, a, sp, t), &tests);
                     assert_eq!(fwd.symmetric_hash(&h), back.symmetric_hash(&h));
                     assert_ne!(fwd.symmetric_hash(&h), fwd.symmetric_hash(&g));
                     assert!(seen.insert(fwd.symmetric_hash(&h)), "case {i}: collision");
@@ -806,10 +839,11 @@ mod tests {
         let mut icmp = udp4(b"abcdefghij");
         icmp[9] = 1;
         frames.push(icmp);
+        let tests = crate::csc::GroupTests::new(&crate::config::CscConfig::default());
         for f in &frames {
             let r = raw(101, f);
-            let direct = PacketRecord::of_frame(&r);
-            let decoded = decode(&r).map(|p| PacketRecord::of(&p));
+            let direct = PacketRecord::of_frame(&r, &tests);
+            let decoded = decode(&r).map(|p| PacketRecord::of(&p, &tests));
             assert_eq!(direct, decoded, "frame {f:?}");
         }
     }

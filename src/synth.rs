@@ -1,15 +1,31 @@
 //! Synthetic traffic from the published description of the protocol
-//! (method.md §1 and §4): classic Skype calls of each kind and look-alike
+//! (method.md §1, §4, §8 and §9): classic Skype of every kind and look-alike
 //! negatives, interleaved in time as on a real link, streamed to a pcap with
 //! a label CSV. Seeded and reproducible. This is the project's own data;
 //! every table that uses it says so.
 //!
-//! Skype kinds: E2E voice (codec profiles iSAC 30/60 ms, iLBC 20/30 ms,
-//! G.729, SILK, iPCM-wb, with jitter, loss and silence), E2E voice with
-//! video, E2O SkypeOut, TCP-relayed voice, and signalling through one client
-//! port to many peers. Look-alikes: RTP, SRTP, WebRTC (STUN, DTLS, SRTP),
-//! QUIC, WireGuard, OpenVPN, IPsec NAT-T, DNS, and fully random UDP (at voice
-//! rhythm and in bulk) and TCP (in bulk).
+//! Skype, one flow each: E2E voice calls (codec profiles iSAC 30/60 ms,
+//! iLBC 20/30 ms, G.729, SILK, iPCM-wb) that ring before the media starts
+//! (0.1 to 3 s of set-up messages), alternate talk spurts and pauses (Skype
+//! keeps sending through silence, with smaller frames), lose and jitter
+//! messages; short calls (20 to 99 media messages a direction); voice with
+//! video in the same flow; video on a flow of its own (15 to 30 frames a
+//! second, each one or two messages in the video bands, bursts at key
+//! frames, a few short control messages); E2O SkypeOut; TCP-relayed voice.
+//! Skype, many flows per client: the classic client's signalling through one
+//! UDP port to many peers; the late-era client's login bursts (§9: one
+//! message to each of 50 to 200 servers on one port or a few, mostly
+//! unanswered); the client's short TCP connections (3 to 30 segments,
+//! encrypted from the first byte) to and from its Skype port.
+//!
+//! Look-alikes, one flow each: RTP, SRTP, WebRTC (STUN, DTLS, SRTP), QUIC,
+//! WireGuard, OpenVPN, IPsec NAT-T, DNS, fully random UDP (at voice rhythm
+//! and in bulk) and TCP (in bulk), and online games (a per-session constant
+//! prefix, counters and varying fields at a steady 20 to 60 ticks a second
+//! both ways). Look-alikes of many-peer clients, one flow per peer: a DNS
+//! and an NTP client polling many servers, a game client probing many
+//! servers on one port, BitTorrent uTP and encrypted TCP, and a P2P client
+//! with random-looking UDP to many peers.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -66,6 +82,12 @@ impl Rng {
             chunk.copy_from_slice(&r[..chunk.len()]);
         }
     }
+
+    /// One element of a non-empty slice.
+    #[inline]
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
 }
 
 /// A voice codec profile as Skype sent it: frame interval and message sizes
@@ -76,7 +98,7 @@ pub struct Codec {
     pub name: &'static str,
     /// Milliseconds between messages.
     pub frame_ms: u32,
-    /// Smallest message (payload bytes).
+    /// Smallest message (payload bytes): also the size of a silence frame.
     pub min_bytes: u32,
     /// Largest message.
     pub max_bytes: u32,
@@ -131,16 +153,26 @@ pub const CODECS: [Codec; 7] = [
 /// What a synthetic flow is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
-    /// Skype E2E voice with a codec.
+    /// Skype E2E voice with a codec: ringing, then talk spurts and pauses.
     SkypeVoice(Codec),
     /// Skype E2E voice with video in the same flow.
     SkypeVideo(Codec),
+    /// Skype E2E video on a flow of its own.
+    SkypeVideoOnly,
+    /// A short Skype E2E call: 20 to 99 media messages a direction.
+    SkypeShortCall(Codec),
     /// Skype E2O (SkypeOut) to a gateway.
     SkypeOut,
     /// Skype voice relayed over TCP.
     SkypeTcp(Codec),
-    /// One flow of a client's signalling (1 to 5 messages to one peer).
+    /// One flow of a classic client's signalling (1 to 5 messages to one peer).
     SkypeSignalling,
+    /// One flow of a late-era client's login burst: one message to a login
+    /// server, sometimes answered (method.md §9).
+    SkypeLogin,
+    /// A classic client's short TCP connection (3 to 30 segments, encrypted
+    /// from the first byte), to or from its Skype port.
+    SkypeShortTcp,
     /// RTP voice (G.711, 20 ms).
     Rtp,
     /// SRTP voice (Opus-like sizes, 20 ms).
@@ -163,17 +195,31 @@ pub enum Profile {
     RandomUdpBulk,
     /// Fully random TCP in bulk (obfuscated proxy).
     RandomTcpBulk,
+    /// An online game: a per-session constant prefix of 2 to 4 bytes, then a
+    /// sequence and an acknowledgement counter and varying fields, at a
+    /// steady 20 to 60 messages a second both ways, for minutes.
+    Game,
+    /// One query of a DNS client that polls many servers from one port.
+    DnsPoll,
+    /// One exchange of an NTP client that polls many servers.
+    NtpPoll,
+    /// One probe of a game client that queries many servers on one port.
+    GameProbe,
+    /// One BitTorrent uTP connection of a client with many peers.
+    Utp,
+    /// One encrypted BitTorrent TCP connection (random from the first byte).
+    BtTcp,
+    /// One flow of a P2P client with random-looking UDP to many peers.
+    P2pUdp,
 }
 
 impl Profile {
     /// The label written to the CSV.
     pub fn label(&self) -> &'static str {
+        if self.is_skype() {
+            return "skype";
+        }
         match self {
-            Profile::SkypeVoice(_)
-            | Profile::SkypeVideo(_)
-            | Profile::SkypeOut
-            | Profile::SkypeTcp(_)
-            | Profile::SkypeSignalling => "skype",
             Profile::Rtp => "rtp",
             Profile::Srtp => "srtp",
             Profile::WebRtc => "webrtc",
@@ -185,24 +231,89 @@ impl Profile {
             Profile::RandomUdpVoice => "random_udp_voice",
             Profile::RandomUdpBulk => "random_udp_bulk",
             Profile::RandomTcpBulk => "random_tcp_bulk",
+            Profile::Game => "game",
+            Profile::DnsPoll => "dns_poll",
+            Profile::NtpPoll => "ntp_poll",
+            Profile::GameProbe => "game_probe",
+            Profile::Utp => "utp",
+            Profile::BtTcp => "bittorrent_tcp",
+            Profile::P2pUdp => "p2p_udp",
+            _ => "skype",
         }
+    }
+
+    /// Whether this is a Skype profile.
+    pub fn is_skype(&self) -> bool {
+        matches!(
+            self,
+            Profile::SkypeVoice(_)
+                | Profile::SkypeVideo(_)
+                | Profile::SkypeVideoOnly
+                | Profile::SkypeShortCall(_)
+                | Profile::SkypeOut
+                | Profile::SkypeTcp(_)
+                | Profile::SkypeSignalling
+                | Profile::SkypeLogin
+                | Profile::SkypeShortTcp
+        )
     }
 
     /// The Skype kind ("e2e", "e2o", "tcp", "signalling"), empty otherwise.
     pub fn kind(&self) -> &'static str {
         match self {
-            Profile::SkypeVoice(_) | Profile::SkypeVideo(_) => "e2e",
+            Profile::SkypeVoice(_)
+            | Profile::SkypeVideo(_)
+            | Profile::SkypeVideoOnly
+            | Profile::SkypeShortCall(_) => "e2e",
             Profile::SkypeOut => "e2o",
-            Profile::SkypeTcp(_) => "tcp",
-            Profile::SkypeSignalling => "signalling",
+            Profile::SkypeTcp(_) | Profile::SkypeShortTcp => "tcp",
+            Profile::SkypeSignalling | Profile::SkypeLogin => "signalling",
             _ => "",
         }
+    }
+
+    /// Which variant of its kind, for reports: "voice", "video" (voice with
+    /// video), "video_only", "short_call", "e2o", "tcp_voice", "signalling",
+    /// "login", "short_tcp", or the look-alike's label.
+    pub fn variant(&self) -> &'static str {
+        match self {
+            Profile::SkypeVoice(_) => "voice",
+            Profile::SkypeVideo(_) => "video",
+            Profile::SkypeVideoOnly => "video_only",
+            Profile::SkypeShortCall(_) => "short_call",
+            Profile::SkypeOut => "e2o",
+            Profile::SkypeTcp(_) => "tcp_voice",
+            Profile::SkypeSignalling => "signalling",
+            Profile::SkypeLogin => "login",
+            Profile::SkypeShortTcp => "short_tcp",
+            other => other.label(),
+        }
+    }
+
+    /// Whether the flow carries a call's media (voice or video): what the
+    /// rhythm classifier's media class is trained on.
+    pub fn is_media(&self) -> bool {
+        matches!(
+            self,
+            Profile::SkypeVoice(_)
+                | Profile::SkypeVideo(_)
+                | Profile::SkypeVideoOnly
+                | Profile::SkypeShortCall(_)
+                | Profile::SkypeOut
+                | Profile::SkypeTcp(_)
+                | Profile::Rtp
+                | Profile::Srtp
+                | Profile::WebRtc
+        )
     }
 
     /// The codec name, if any.
     pub fn codec(&self) -> Option<&'static str> {
         match self {
-            Profile::SkypeVoice(c) | Profile::SkypeVideo(c) | Profile::SkypeTcp(c) => Some(c.name),
+            Profile::SkypeVoice(c)
+            | Profile::SkypeVideo(c)
+            | Profile::SkypeTcp(c)
+            | Profile::SkypeShortCall(c) => Some(c.name),
             _ => None,
         }
     }
@@ -210,13 +321,16 @@ impl Profile {
     /// TCP or UDP.
     pub fn transport(&self) -> Transport {
         match self {
-            Profile::SkypeTcp(_) | Profile::RandomTcpBulk => Transport::Tcp,
+            Profile::SkypeTcp(_)
+            | Profile::RandomTcpBulk
+            | Profile::SkypeShortTcp
+            | Profile::BtTcp => Transport::Tcp,
             _ => Transport::Udp,
         }
     }
 
-    /// The look-alike profiles.
-    pub const LOOK_ALIKES: [Profile; 11] = [
+    /// The look-alike profiles of one flow each.
+    pub const LOOK_ALIKES: [Profile; 12] = [
         Profile::Rtp,
         Profile::Srtp,
         Profile::WebRtc,
@@ -228,6 +342,17 @@ impl Profile {
         Profile::RandomUdpVoice,
         Profile::RandomUdpBulk,
         Profile::RandomTcpBulk,
+        Profile::Game,
+    ];
+
+    /// The look-alikes of clients with many peers (one flow per peer).
+    pub const PEER_LOOK_ALIKES: [Profile; 6] = [
+        Profile::DnsPoll,
+        Profile::NtpPoll,
+        Profile::GameProbe,
+        Profile::Utp,
+        Profile::BtTcp,
+        Profile::P2pUdp,
     ];
 }
 
@@ -259,22 +384,53 @@ pub struct SynthFlow {
     pub profile: Profile,
 }
 
+/// The main stream of a direction (voice, control, signalling, data).
+const MAIN: usize = 0;
+/// The video stream of a direction.
+const VIDEO: usize = 1;
+
+/// The state of one direction of a flow being generated.
+#[derive(Debug, Clone, Default)]
+struct DirGen {
+    /// Next message time per stream (main, video); None when done.
+    next: [Option<i64>; 2],
+    /// Messages sent (both streams).
+    sent: u32,
+    /// Media messages sent (voice or video frames), for short calls.
+    media_sent: u32,
+    /// Finite profiles: messages left.
+    left: u32,
+    /// A per-direction constant: connection ID, SSRC, SPI, ...
+    id: u64,
+    /// A per-direction counter (RTP sequence, message ID, ...).
+    seq: u32,
+    /// Talking (true) or pausing, and until when.
+    talking: bool,
+    phase_end: i64,
+    /// Video: messages left of the current frame, and the next key frame.
+    frame_left: u32,
+    next_key: i64,
+}
+
 /// The state of one flow being generated.
 struct FlowGen {
     flow: SynthFlow,
-    /// Next message time per direction (forward, backward); None when done.
-    next: [Option<i64>; 2],
+    dirs: [DirGen; 2],
+    /// When the media starts (after the ringing).
+    media_start: i64,
     end: i64,
-    /// Messages sent per direction.
-    sent: [u32; 2],
-    /// Per-direction constants: connection IDs, SSRCs, SPIs, counters.
-    ids: [u64; 2],
     vlan: Option<u16>,
-    /// Signalling: messages left per direction.
-    left: [u32; 2],
-    /// Silence until this time, per direction.
-    silent_until: [i64; 2],
-    seq: [u32; 2],
+    /// Video frames a second.
+    fps: u32,
+    /// Most media messages a direction (short calls), else `u32::MAX`.
+    media_cap: u32,
+    /// Whether the callers pause between talk spurts.
+    pauses: bool,
+    /// Game: the session prefix and its length, the base size and tick.
+    prefix: [u8; 4],
+    prefix_len: usize,
+    base_len: u32,
+    tick_us: i64,
 }
 
 /// Settings of a synthetic capture.
@@ -290,10 +446,25 @@ pub struct SynthConfig {
     pub call_seconds: f64,
     /// Flows per Skype profile and per look-alike profile.
     pub flows_per_profile: u32,
-    /// Skype clients whose signalling is generated, each to `peers` peers.
+    /// Classic Skype clients whose signalling is generated, each to `peers`
+    /// peers.
     pub signalling_clients: u32,
-    /// Peers per signalling client.
+    /// Peers per signalling client (and per many-peer look-alike client).
     pub peers: u32,
+    /// Late-era clients (method.md §9): login bursts to many servers.
+    pub late_clients: u32,
+    /// Login servers per late-era client: drawn in this range.
+    pub late_servers: (u32, u32),
+    /// Share of login messages that get a reply.
+    pub late_reply_share: f64,
+    /// Short TCP connections per classic or late-era client, half to its
+    /// Skype port, half from it to peers its UDP talked to.
+    pub short_tcp_per_client: u32,
+    /// Clients per many-peer look-alike ([`Profile::PEER_LOOK_ALIKES`]).
+    pub peer_look_alike_clients: u32,
+    /// Whether the many-peer look-alikes run on the hosts (addresses) of
+    /// the Skype clients, as BitTorrent beside Skype on one computer.
+    pub look_alikes_on_skype_hosts: bool,
     /// Share of flows over IPv6.
     pub ipv6_share: f64,
     /// Share of flows with a VLAN tag.
@@ -302,8 +473,15 @@ pub struct SynthConfig {
     pub loss: f64,
     /// Whether to add the look-alike negatives.
     pub look_alikes: bool,
-    /// Whether to add Skype video, E2O and TCP flows beside the voice calls.
+    /// Whether to add Skype video, video-only, short calls, E2O and TCP
+    /// flows beside the voice calls.
     pub skype_extras: bool,
+    /// Whether calls ring before the media starts (0.1 to 3 s of set-up
+    /// messages).
+    pub ringing: bool,
+    /// Whether callers pause between talk spurts (silence frames); without,
+    /// they talk all the time.
+    pub pauses: bool,
     /// Seconds a bulk transfer (QUIC, random UDP/TCP bulk) lasts.
     pub bulk_seconds: f64,
 }
@@ -318,11 +496,19 @@ impl Default for SynthConfig {
             flows_per_profile: 2,
             signalling_clients: 1,
             peers: 40,
+            late_clients: 1,
+            late_servers: (50, 200),
+            late_reply_share: 0.1,
+            short_tcp_per_client: 4,
+            peer_look_alike_clients: 1,
+            look_alikes_on_skype_hosts: false,
             ipv6_share: 0.25,
             vlan_share: 0.25,
             loss: 0.01,
             look_alikes: true,
             skype_extras: true,
+            ringing: true,
+            pauses: true,
             bulk_seconds: 6.0,
         }
     }
@@ -358,150 +544,304 @@ fn high_port(rng: &mut Rng) -> u16 {
     1024 + rng.below(64_000) as u16
 }
 
+/// Jitter of a paced stream: +-2 ms.
+fn jitter(rng: &mut Rng) -> i64 {
+    rng.range(0, 4_000) as i64 - 2_000
+}
+
+/// A Skype UDP message: random bytes (the encrypted body and the random
+/// message ID) with FUNC `func` in byte 2, bit 7 clear and bits 6-4 random
+/// (method.md §1).
+fn skype_udp(rng: &mut Rng, payload: &mut Vec<u8>, len: usize, func: u8) {
+    payload.resize(len.max(3), 0);
+    rng.fill(payload);
+    payload[2] = (payload[2] & 0x70) | (func & 0x0F);
+}
+
+/// FUNC values of set-up and signalling messages (method.md §1).
+const SETUP_FUNCS: [u8; 5] = [0x02, 0x02, 0x03, 0x05, 0x07];
+
+/// Seconds of talk and of pause, per direction: talk spurts of 0.5 to 4 s,
+/// pauses of 0.3 to 3 s.
+const TALK_US: (u64, u64) = (500_000, 4_000_000);
+const PAUSE_US: (u64, u64) = (300_000, 3_000_000);
+
 impl FlowGen {
-    fn new(rng: &mut Rng, flow: SynthFlow, start: i64, seconds: f64, vlan: Option<u16>) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        rng: &mut Rng,
+        flow: SynthFlow,
+        start: i64,
+        seconds: f64,
+        vlan: Option<u16>,
+        ringing: bool,
+        pauses: bool,
+        reply_share: f64,
+    ) -> Self {
+        let p = flow.profile;
         let end = start + (seconds * 1e6) as i64;
-        let (next_b, left) = match flow.profile {
+        let ring_us = if ringing
+            && matches!(
+                p,
+                Profile::SkypeVoice(_)
+                    | Profile::SkypeVideo(_)
+                    | Profile::SkypeShortCall(_)
+                    | Profile::SkypeOut
+                    | Profile::SkypeTcp(_)
+            ) {
+            rng.range(100_000, 3_000_000) as i64
+        } else {
+            0
+        };
+        let mut dirs = [DirGen::default(), DirGen::default()];
+        for d in dirs.iter_mut() {
+            d.id = rng.next_u64();
+            d.seq = rng.next_u64() as u32;
+            d.talking = true;
+            d.phase_end = start + ring_us + rng.range(TALK_US.0, TALK_US.1) as i64;
+        }
+        let b_start = match p {
+            Profile::SkypeSignalling | Profile::SkypeShortTcp | Profile::P2pUdp => {
+                start + rng.range(20_000, 200_000) as i64
+            }
+            Profile::Dns | Profile::DnsPoll | Profile::NtpPoll | Profile::GameProbe => {
+                start + rng.range(5_000, 50_000) as i64
+            }
+            Profile::SkypeLogin => start + rng.range(20_000, 300_000) as i64,
+            Profile::Utp | Profile::BtTcp => start + rng.range(30_000, 150_000) as i64,
+            Profile::RandomUdpBulk | Profile::Quic => start + rng.range(1_000, 20_000) as i64,
+            _ => start + rng.range(0, 30_000) as i64,
+        };
+        // Finite profiles: messages per direction.
+        let left = match p {
             Profile::SkypeSignalling => {
                 let n = rng.range(1, 5) as u32;
-                let replies = rng.below(u64::from(n) + 1) as u32;
-                (
-                    Some(start + rng.range(20_000, 200_000) as i64),
-                    [n, replies],
-                )
+                [n, rng.below(u64::from(n) + 1) as u32]
             }
-            Profile::Dns => (Some(start + rng.range(5_000, 50_000) as i64), [1, 1]),
-            Profile::RandomUdpBulk | Profile::Quic => {
-                (Some(start + rng.range(1_000, 20_000) as i64), [0, 0])
+            Profile::SkypeLogin => [1, u32::from(rng.chance(reply_share))],
+            Profile::SkypeShortTcp => {
+                let n = rng.range(3, 30) as u32;
+                let a = rng.range(1, u64::from(n - 1)) as u32;
+                [a, n - a]
             }
-            _ => (Some(start + rng.range(0, 30_000) as i64), [0, 0]),
+            Profile::Dns => [1, 1],
+            Profile::DnsPoll => [1, u32::from(rng.chance(0.8))],
+            Profile::NtpPoll => [1, u32::from(rng.chance(0.9))],
+            Profile::GameProbe => [1, u32::from(rng.chance(0.5))],
+            Profile::Utp => {
+                let replies = u32::from(rng.chance(0.7));
+                [rng.range(1, 3) as u32, replies * rng.range(1, 3) as u32]
+            }
+            Profile::BtTcp => [rng.range(2, 8) as u32, rng.range(1, 8) as u32],
+            Profile::P2pUdp => [rng.range(1, 4) as u32, rng.range(0, 3) as u32],
+            _ => [0, 0],
         };
+        dirs[0].left = left[0];
+        dirs[1].left = left[1];
+        dirs[0].next[MAIN] = (!p.is_finite() || left[0] > 0).then_some(start);
+        dirs[1].next[MAIN] = (!p.is_finite() || left[1] > 0).then_some(b_start);
+        let media_start = start + ring_us;
+        let fps = rng.pick(&[15u32, 20, 25, 30]);
+        if matches!(p, Profile::SkypeVideo(_) | Profile::SkypeVideoOnly) {
+            for d in dirs.iter_mut() {
+                d.next[VIDEO] = Some(media_start + rng.range(0, 60_000) as i64);
+                d.next_key = media_start;
+            }
+        }
+        let media_cap = match p {
+            Profile::SkypeShortCall(_) => rng.range(20, 99) as u32,
+            _ => u32::MAX,
+        };
+        let prefix_len = rng.range(2, 4) as usize;
+        let mut prefix = [0u8; 4];
+        rng.fill(&mut prefix);
+        let base_len = rng.range(30, 120) as u32;
+        let tick_us = 1_000_000 / rng.range(20, 60) as i64;
         FlowGen {
             flow,
-            next: [Some(start), next_b],
+            dirs,
+            media_start,
             end,
-            sent: [0, 0],
-            ids: [rng.next_u64(), rng.next_u64()],
             vlan,
-            left,
-            silent_until: [0, 0],
-            seq: [rng.next_u64() as u32, rng.next_u64() as u32],
+            fps,
+            media_cap,
+            pauses,
+            prefix,
+            prefix_len,
+            base_len,
+            tick_us,
         }
     }
 
-    /// The earlier of the two directions' next times.
-    fn next_time(&self) -> Option<(i64, usize)> {
-        match (self.next[0], self.next[1]) {
-            (Some(a), Some(b)) if b < a => Some((b, 1)),
-            (Some(a), _) => Some((a, 0)),
-            (None, Some(b)) => Some((b, 1)),
-            (None, None) => None,
-        }
-    }
-
-    /// Makes the message of direction `d` at time `ts` into `payload`, and
-    /// schedules the next. Returns false for a lost message (nothing sent).
-    fn emit(&mut self, rng: &mut Rng, d: usize, ts: i64, payload: &mut Vec<u8>, loss: f64) -> bool {
-        payload.clear();
-        let p = self.flow.profile;
-        let mut gap_us: i64;
-        let jitter = |rng: &mut Rng| rng.range(0, 4_000) as i64 - 2_000;
-        let mut send = true;
-        match p {
-            Profile::SkypeVoice(c) | Profile::SkypeVideo(c) | Profile::SkypeTcp(c) => {
-                gap_us = i64::from(c.frame_ms) * 1000 + jitter(rng);
-                // Silence: Skype keeps sending through it, with smaller messages.
-                if ts >= self.silent_until[d] && rng.chance(0.02) {
-                    self.silent_until[d] = ts + rng.range(500_000, 3_000_000) as i64;
-                }
-                let silent = ts < self.silent_until[d];
-                let mut len = if silent {
-                    c.min_bytes
-                } else {
-                    rng.range(u64::from(c.min_bytes), u64::from(c.max_bytes)) as u32
-                } as usize;
-                // Redundant frames now and then: a larger message.
-                if !silent && rng.chance(0.05) {
-                    len = len * 3 / 2;
-                }
-                if let Profile::SkypeVideo(_) = p {
-                    // Between voice frames, a video frame split in band-sized
-                    // messages (about 15 frames per second).
-                    if rng.chance(0.6) {
-                        len = if rng.chance(0.5) {
-                            rng.range(400, 490)
-                        } else {
-                            rng.range(800, 980)
-                        } as usize;
-                        gap_us = rng.range(5_000, 15_000) as i64;
+    /// The earliest next message: (time, direction, stream).
+    fn next_time(&self) -> Option<(i64, usize, usize)> {
+        let mut best: Option<(i64, usize, usize)> = None;
+        for (d, dir) in self.dirs.iter().enumerate() {
+            for (s, t) in dir.next.iter().enumerate() {
+                if let Some(t) = *t {
+                    if best.is_none_or(|(b, _, _)| t < b) {
+                        best = Some((t, d, s));
                     }
                 }
-                payload.resize(len, 0);
-                rng.fill(payload);
-                if p.transport() == Transport::Udp {
-                    payload[2] = (payload[2] & 0x70) | 0x0D;
+            }
+        }
+        best
+    }
+
+    /// Voice pacing of a direction: advances talk and pause phases and
+    /// returns whether the direction is talking at `ts`.
+    fn talking(&mut self, rng: &mut Rng, d: usize, ts: i64) -> bool {
+        if !self.pauses {
+            return true;
+        }
+        let dir = &mut self.dirs[d];
+        while ts >= dir.phase_end {
+            dir.talking = !dir.talking;
+            let (lo, hi) = if dir.talking { TALK_US } else { PAUSE_US };
+            dir.phase_end += rng.range(lo, hi) as i64;
+        }
+        dir.talking
+    }
+
+    /// One voice frame of codec `c` into `payload`; returns the gap to the
+    /// next one. Silence frames in pauses (Skype keeps sending through
+    /// silence, \[BMM07\]), redundant frames now and then.
+    fn voice_frame(&mut self, rng: &mut Rng, d: usize, ts: i64, c: Codec) -> (usize, i64) {
+        let talking = self.talking(rng, d, ts);
+        let mut len = if talking {
+            rng.range(u64::from(c.min_bytes), u64::from(c.max_bytes)) as usize
+        } else {
+            c.min_bytes as usize
+        };
+        if talking && rng.chance(0.05) {
+            len = len * 3 / 2;
+        }
+        (len, i64::from(c.frame_ms) * 1000 + jitter(rng))
+    }
+
+    /// One set-up (ringing) message; returns the gap to the next one, which
+    /// is never later than the start of the media.
+    fn setup_gap(&self, rng: &mut Rng, ts: i64) -> i64 {
+        let gap = rng.range(50_000, 700_000) as i64;
+        if ts + gap >= self.media_start {
+            (self.media_start - ts).max(100) + rng.range(0, 20_000) as i64
+        } else {
+            gap
+        }
+    }
+
+    /// Makes the message of direction `d`, stream `s`, at time `ts` into
+    /// `payload`, and schedules the next. Returns false for a lost message
+    /// (nothing sent).
+    fn emit(
+        &mut self,
+        rng: &mut Rng,
+        d: usize,
+        s: usize,
+        ts: i64,
+        payload: &mut Vec<u8>,
+        loss: f64,
+    ) -> bool {
+        payload.clear();
+        let p = self.flow.profile;
+        if s == VIDEO {
+            return self.emit_video(rng, d, ts, payload, loss);
+        }
+        let gap_us: i64;
+        let mut send = true;
+        let mut media = false;
+        let ringing = ts < self.media_start;
+        match p {
+            Profile::SkypeVoice(c) | Profile::SkypeVideo(c) | Profile::SkypeShortCall(c) => {
+                if ringing {
+                    let len = rng.range(20, 120) as usize;
+                    let func = rng.pick(&SETUP_FUNCS);
+                    skype_udp(rng, payload, len, func);
+                    gap_us = self.setup_gap(rng, ts);
+                } else {
+                    let (len, gap) = self.voice_frame(rng, d, ts, c);
+                    skype_udp(rng, payload, len, 0x0D);
+                    gap_us = gap;
+                    media = true;
+                    send = !rng.chance(loss);
                 }
-                send = !rng.chance(loss);
+            }
+            Profile::SkypeVideoOnly => {
+                // A few short control messages beside the video.
+                let len = rng.range(20, 150) as usize;
+                let func = rng.pick(&[0x0D, 0x02, 0x03]);
+                skype_udp(rng, payload, len, func);
+                gap_us = rng.range(300_000, 2_000_000) as i64;
+            }
+            Profile::SkypeTcp(c) => {
+                if ringing {
+                    payload.resize(rng.range(20, 200) as usize, 0);
+                    rng.fill(payload);
+                    gap_us = self.setup_gap(rng, ts);
+                } else {
+                    let (len, gap) = self.voice_frame(rng, d, ts, c);
+                    payload.resize(len, 0);
+                    rng.fill(payload);
+                    gap_us = gap;
+                    media = true;
+                }
             }
             Profile::SkypeOut => {
-                gap_us = 20_000 + jitter(rng);
-                let len = rng.range(29, 60) as usize;
+                let talking = ringing || self.talking(rng, d, ts);
+                let len = if talking {
+                    rng.range(29, 60) as usize
+                } else {
+                    29
+                };
                 payload.resize(len, 0);
                 rng.fill(payload);
-                payload[..4].copy_from_slice(&(self.ids[d] as u32).to_be_bytes());
-                send = !rng.chance(loss);
+                payload[..4].copy_from_slice(&(self.dirs[d].id as u32).to_be_bytes());
+                if ringing {
+                    gap_us = self.setup_gap(rng, ts);
+                } else {
+                    gap_us = 20_000 + jitter(rng);
+                    media = true;
+                    send = !rng.chance(loss);
+                }
             }
             Profile::SkypeSignalling => {
                 gap_us = rng.range(30_000, 1_500_000) as i64;
                 let len = rng.range(18, 120) as usize;
-                payload.resize(len, 0);
-                rng.fill(payload);
-                // A 2-byte message ID that counts, FUNC values of signalling.
-                let id = (self.ids[d] as u16).wrapping_add(self.sent[d] as u16);
+                let func = rng.pick(&[0x02, 0x02, 0x02, 0x03, 0x07]);
+                skype_udp(rng, payload, len, func);
+                // A 2-byte message ID that counts.
+                let id = (self.dirs[d].id as u16).wrapping_add(self.dirs[d].sent as u16);
                 payload[..2].copy_from_slice(&id.to_be_bytes());
-                let func = [0x02u8, 0x02, 0x02, 0x03, 0x07][rng.below(5) as usize];
-                payload[2] = (payload[2] & 0x70) | func;
-                self.left[d] = self.left[d].saturating_sub(1);
+            }
+            Profile::SkypeLogin => {
+                gap_us = rng.range(20_000, 200_000) as i64;
+                let len = if d == 0 {
+                    rng.range(22, 40)
+                } else {
+                    rng.range(22, 60)
+                } as usize;
+                let func = if d == 0 {
+                    0x02
+                } else {
+                    rng.pick(&[0x02, 0x03])
+                };
+                skype_udp(rng, payload, len, func);
+                // The planner gives each login message its ID (the client's
+                // counter); replies carry the request's ID.
+                payload[..2].copy_from_slice(&(self.dirs[0].id as u16).to_be_bytes());
+            }
+            Profile::SkypeShortTcp => {
+                gap_us = rng.range(10_000, 400_000) as i64;
+                let len = if self.dirs[d].sent == 0 {
+                    rng.range(60, 600)
+                } else {
+                    rng.range(20, 400)
+                };
+                payload.resize(len as usize, 0);
+                rng.fill(payload);
             }
             Profile::Rtp | Profile::Srtp | Profile::WebRtc => {
-                gap_us = 20_000 + jitter(rng);
-                let n = self.sent[d];
-                let stun_phase = p == Profile::WebRtc && n < 4;
-                let dtls_phase = p == Profile::WebRtc && (4..8).contains(&n);
-                if stun_phase {
-                    // STUN binding request/response: type, length, magic cookie, ID.
-                    payload.resize(20 + 40, 0);
-                    rng.fill(payload);
-                    payload[..2].copy_from_slice(if d == 0 {
-                        &[0x00, 0x01]
-                    } else {
-                        &[0x01, 0x01]
-                    });
-                    payload[2..4].copy_from_slice(&40u16.to_be_bytes());
-                    payload[4..8].copy_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-                    gap_us = 50_000;
-                } else if dtls_phase {
-                    // DTLS 1.2 handshake record header.
-                    payload.resize(rng.range(100, 300) as usize, 0);
-                    rng.fill(payload);
-                    payload[..3].copy_from_slice(&[0x16, 0xFE, 0xFD]);
-                    payload[3..5].copy_from_slice(&[0, 0]);
-                    gap_us = 30_000;
-                } else {
-                    let len = if p == Profile::Rtp {
-                        172
-                    } else {
-                        rng.range(60, 140) as usize
-                    };
-                    payload.resize(len, 0);
-                    rng.fill(&mut payload[12..]);
-                    payload[0] = 0x80;
-                    payload[1] = if p == Profile::Rtp { 0x08 } else { 0x6F };
-                    self.seq[d] = self.seq[d].wrapping_add(1);
-                    payload[2..4].copy_from_slice(&(self.seq[d] as u16).to_be_bytes());
-                    payload[4..8].copy_from_slice(&(n.wrapping_mul(160)).to_be_bytes());
-                    payload[8..12].copy_from_slice(&(self.ids[d] as u32).to_be_bytes());
-                }
+                gap_us = self.rtp_like(rng, d, payload);
                 send = !rng.chance(loss);
             }
             Profile::Quic => {
@@ -514,44 +854,116 @@ impl FlowGen {
                     (10_000, 60_000, 40, 80),
                 );
                 payload[0] = 0x40 | (payload[0] & 0x3F);
-                payload[1..9].copy_from_slice(&self.ids[1 - d].to_be_bytes());
+                payload[1..9].copy_from_slice(&self.dirs[1 - d].id.to_be_bytes());
             }
             Profile::WireGuard | Profile::OpenVpn | Profile::IpsecNatT => {
                 gap_us = 20_000 + jitter(rng);
                 let len = rng.range(110, 200) as usize;
                 payload.resize(len, 0);
                 rng.fill(payload);
-                let counter = u64::from(self.sent[d]);
+                let counter = u64::from(self.dirs[d].sent);
+                let id = self.dirs[d].id;
                 match p {
                     Profile::WireGuard => {
                         payload[..4].copy_from_slice(&[4, 0, 0, 0]);
-                        payload[4..8].copy_from_slice(&(self.ids[d] as u32).to_le_bytes());
+                        payload[4..8].copy_from_slice(&(id as u32).to_le_bytes());
                         payload[8..16].copy_from_slice(&counter.to_le_bytes());
                     }
                     Profile::OpenVpn => {
                         payload[0] = 0x48;
-                        payload[1..9].copy_from_slice(&self.ids[d].to_be_bytes());
+                        payload[1..9].copy_from_slice(&id.to_be_bytes());
                         payload[9..13].copy_from_slice(&(counter as u32).to_be_bytes());
                     }
                     _ => {
-                        payload[..4].copy_from_slice(&(self.ids[d] as u32).to_be_bytes());
+                        payload[..4].copy_from_slice(&(id as u32).to_be_bytes());
                         payload[4..8].copy_from_slice(&(counter as u32 + 1).to_be_bytes());
                     }
                 }
             }
-            Profile::Dns => {
+            Profile::Dns | Profile::DnsPoll => {
                 gap_us = 0;
-                let id = self.ids[0] as u16;
-                payload.extend_from_slice(&id.to_be_bytes());
-                payload.extend_from_slice(if d == 0 { &[0x01, 0x00] } else { &[0x81, 0x80] });
-                payload.extend_from_slice(&[0, 1, 0, u8::from(d == 1), 0, 0, 0, 0, 7]);
-                payload.extend_from_slice(b"example\x03com\x00\x00\x01\x00\x01");
+                dns_message(payload, self.dirs[0].id as u16, d == 1);
+            }
+            Profile::NtpPoll => {
+                gap_us = 0;
+                payload.resize(48, 0);
+                payload[0] = if d == 0 { 0x23 } else { 0x24 };
+                payload[1] = if d == 0 { 0 } else { rng.range(1, 3) as u8 };
+                payload[2] = 6;
+                payload[3] = if d == 0 { 0xEC } else { 0xE9 };
                 if d == 1 {
-                    payload.extend_from_slice(&[
-                        0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0x0E, 0x10, 0, 4, 93, 184, 216, 34,
-                    ]);
+                    rng.fill(&mut payload[4..40]);
                 }
-                self.left[d] = 0;
+                rng.fill(&mut payload[40..48]);
+            }
+            Profile::GameProbe => {
+                gap_us = 0;
+                payload.extend_from_slice(&[0xFF; 4]);
+                if d == 0 {
+                    payload.extend_from_slice(b"TSource Engine Query\x00");
+                } else {
+                    payload.push(0x41);
+                    let mut c = [0u8; 4];
+                    rng.fill(&mut c);
+                    payload.extend_from_slice(&c);
+                }
+            }
+            Profile::Utp => {
+                gap_us = rng.range(5_000, 80_000) as i64;
+                let dir = &self.dirs[d];
+                let kind: u8 = match (d, dir.sent) {
+                    (0, 0) => 0x41, // ST_SYN
+                    (1, 0) => 0x21, // ST_STATE
+                    _ => 0x01,      // ST_DATA
+                };
+                let len = if kind == 0x01 {
+                    rng.range(100, 1400) as usize
+                } else {
+                    20
+                };
+                payload.resize(len, 0);
+                rng.fill(payload);
+                payload[0] = kind;
+                payload[1] = 0;
+                // Connection ID (the initiator's, plus one the other way).
+                let conn = (self.dirs[0].id as u16).wrapping_add(d as u16);
+                payload[2..4].copy_from_slice(&conn.to_be_bytes());
+                payload[4..8].copy_from_slice(&((ts as u32) & 0x7FFF_FFFF).to_be_bytes());
+                let seq = (dir.seq as u16).wrapping_add(dir.sent as u16);
+                payload[16..18].copy_from_slice(&seq.to_be_bytes());
+            }
+            Profile::BtTcp => {
+                gap_us = rng.range(5_000, 200_000) as i64;
+                // Message stream encryption: a random DH key and padding,
+                // then ciphertext.
+                let len = if self.dirs[d].sent == 0 {
+                    rng.range(96, 608)
+                } else {
+                    rng.range(68, 1400)
+                };
+                payload.resize(len as usize, 0);
+                rng.fill(payload);
+            }
+            Profile::P2pUdp => {
+                gap_us = rng.range(10_000, 500_000) as i64;
+                payload.resize(rng.range(20, 1400) as usize, 0);
+                rng.fill(payload);
+            }
+            Profile::Game => {
+                gap_us = self.tick_us + jitter(rng) / 2;
+                let len = (self.base_len + rng.range(0, 40) as u32) as usize;
+                payload.resize(len, 0);
+                rng.fill(payload);
+                let n = self.prefix_len;
+                payload[..n].copy_from_slice(&self.prefix[..n]);
+                let seq = (self.dirs[d].seq as u16).wrapping_add(self.dirs[d].sent as u16);
+                let other = &self.dirs[1 - d];
+                let ack = (other.seq as u16).wrapping_add(other.sent as u16);
+                payload[n..n + 2].copy_from_slice(&seq.to_be_bytes());
+                payload[n + 2..n + 4].copy_from_slice(&ack.to_be_bytes());
+                // A flags byte of a few values.
+                payload[n + 4] = rng.pick(&[0x00, 0x01, 0x04, 0x05]);
+                send = !rng.chance(loss);
             }
             Profile::RandomUdpVoice => {
                 gap_us = 20_000 + jitter(rng);
@@ -568,15 +980,138 @@ impl FlowGen {
                 );
             }
         }
-        self.sent[d] += 1;
+        let dir = &mut self.dirs[d];
+        dir.sent += 1;
+        if media {
+            dir.media_sent += 1;
+        }
         let next = ts + gap_us.max(100);
-        let finite = matches!(p, Profile::SkypeSignalling | Profile::Dns);
-        self.next[d] = if finite {
-            (self.left[d] > 0).then_some(next)
+        dir.next[MAIN] = if p.is_finite() {
+            dir.left = dir.left.saturating_sub(1);
+            (dir.left > 0).then_some(next)
+        } else if dir.media_sent >= self.media_cap {
+            None
         } else {
             (next < self.end).then_some(next)
         };
+        if dir.next[MAIN].is_none() && dir.media_sent >= self.media_cap {
+            dir.next[VIDEO] = None;
+        }
         send
+    }
+
+    /// One message of a video stream: frames at `fps`, one or two messages
+    /// each in the video bands (method.md §4), four to ten at a key frame
+    /// (every 2 to 10 s), sent back to back.
+    fn emit_video(
+        &mut self,
+        rng: &mut Rng,
+        d: usize,
+        ts: i64,
+        payload: &mut Vec<u8>,
+        loss: f64,
+    ) -> bool {
+        let frame_us = 1_000_000 / i64::from(self.fps.max(1));
+        let dir = &mut self.dirs[d];
+        if dir.frame_left == 0 {
+            // A new frame.
+            if ts >= dir.next_key {
+                dir.frame_left = rng.range(4, 10) as u32;
+                dir.next_key = ts + rng.range(2_000_000, 10_000_000) as i64;
+            } else {
+                dir.frame_left = rng.range(1, 2) as u32;
+            }
+        }
+        let len = match rng.below(10) {
+            0..=4 => rng.range(400, 490),
+            5..=8 => rng.range(800, 980),
+            _ => rng.range(490, 800),
+        } as usize;
+        skype_udp(rng, payload, len, 0x0D);
+        dir.frame_left -= 1;
+        dir.sent += 1;
+        dir.media_sent += 1;
+        let gap = if dir.frame_left > 0 {
+            rng.range(300, 2_000) as i64
+        } else {
+            frame_us + jitter(rng)
+        };
+        let next = ts + gap;
+        dir.next[VIDEO] = (next < self.end && dir.media_sent < self.media_cap).then_some(next);
+        !rng.chance(loss)
+    }
+
+    /// RTP, SRTP and WebRTC (STUN checks and a DTLS handshake first).
+    fn rtp_like(&mut self, rng: &mut Rng, d: usize, payload: &mut Vec<u8>) -> i64 {
+        let p = self.flow.profile;
+        let dir = &mut self.dirs[d];
+        let n = dir.sent;
+        let stun_phase = p == Profile::WebRtc && n < 4;
+        let dtls_phase = p == Profile::WebRtc && (4..8).contains(&n);
+        if stun_phase {
+            // STUN binding request/response: type, length, magic cookie, ID.
+            payload.resize(20 + 40, 0);
+            rng.fill(payload);
+            payload[..2].copy_from_slice(if d == 0 { &[0x00, 0x01] } else { &[0x01, 0x01] });
+            payload[2..4].copy_from_slice(&40u16.to_be_bytes());
+            payload[4..8].copy_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+            return 50_000;
+        }
+        if dtls_phase {
+            // DTLS 1.2 handshake record header.
+            payload.resize(rng.range(100, 300) as usize, 0);
+            rng.fill(payload);
+            payload[..3].copy_from_slice(&[0x16, 0xFE, 0xFD]);
+            payload[3..5].copy_from_slice(&[0, 0]);
+            return 30_000;
+        }
+        let len = if p == Profile::Rtp {
+            172
+        } else {
+            rng.range(60, 140) as usize
+        };
+        payload.resize(len, 0);
+        rng.fill(&mut payload[12..]);
+        payload[0] = 0x80;
+        payload[1] = if p == Profile::Rtp { 0x08 } else { 0x6F };
+        dir.seq = dir.seq.wrapping_add(1);
+        payload[2..4].copy_from_slice(&(dir.seq as u16).to_be_bytes());
+        payload[4..8].copy_from_slice(&(n.wrapping_mul(160)).to_be_bytes());
+        payload[8..12].copy_from_slice(&(dir.id as u32).to_be_bytes());
+        20_000 + jitter(rng)
+    }
+}
+
+impl Profile {
+    /// Whether the flow ends after a set number of messages (rather than
+    /// at its end time).
+    fn is_finite(&self) -> bool {
+        matches!(
+            self,
+            Profile::SkypeSignalling
+                | Profile::SkypeLogin
+                | Profile::SkypeShortTcp
+                | Profile::Dns
+                | Profile::DnsPoll
+                | Profile::NtpPoll
+                | Profile::GameProbe
+                | Profile::Utp
+                | Profile::BtTcp
+                | Profile::P2pUdp
+        )
+    }
+}
+
+/// A DNS query for example.com (A), or its answer.
+fn dns_message(payload: &mut Vec<u8>, id: u16, answer: bool) {
+    payload.extend_from_slice(&id.to_be_bytes());
+    payload.extend_from_slice(if answer { &[0x81, 0x80] } else { &[0x01, 0x00] });
+    payload.extend_from_slice(&[0, 1, 0, u8::from(answer), 0, 0, 0, 0, 7]);
+    payload.extend_from_slice(b"example\x03com\x00\x00\x01\x00\x01");
+    if answer {
+        payload.extend_from_slice(&[
+            0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0x0E, 0x10, 0, 4, 93, 184, 216, 34,
+        ]);
     }
 }
 
@@ -592,7 +1127,6 @@ fn bulk_message(
     up: (u64, u64, u64, u64),
 ) -> i64 {
     let (g0, g1, s0, s1) = if d == 1 { down } else { up };
-    // Draw order gap, size, bytes: the committed sample capture depends on it.
     let gap = rng.range(g0, g1) as i64;
     payload.resize(rng.range(s0, s1) as usize, 0);
     rng.fill(payload);
@@ -607,85 +1141,259 @@ pub struct Generator {
     loss: f64,
 }
 
+/// A planned client: its endpoint, its peers, when it starts, its VLAN.
+struct PlannedClient {
+    endpoint: (IpAddr, u16),
+    peers: Vec<(IpAddr, u16)>,
+    start: i64,
+    vlan: Option<u16>,
+}
+
+/// Plans flows: where they start, who talks to whom.
+struct Planner<'c> {
+    cfg: &'c SynthConfig,
+    rng: Rng,
+    flows: Vec<FlowGen>,
+}
+
+impl Planner<'_> {
+    fn vlan(&mut self) -> Option<u16> {
+        self.rng
+            .chance(self.cfg.vlan_share)
+            .then(|| self.rng.range(2, 4000) as u16)
+    }
+
+    fn add(&mut self, flow: SynthFlow, start: i64, seconds: f64, vlan: Option<u16>) {
+        let f = FlowGen::new(
+            &mut self.rng,
+            flow,
+            start,
+            seconds,
+            vlan,
+            self.cfg.ringing,
+            self.cfg.pauses,
+            self.cfg.late_reply_share,
+        );
+        self.flows.push(f);
+    }
+
+    /// A flow of its own between two fresh endpoints.
+    fn single(&mut self, p: Profile) {
+        let rng = &mut self.rng;
+        let cfg = self.cfg;
+        let v6 = rng.chance(cfg.ipv6_share);
+        let vlan = rng
+            .chance(cfg.vlan_share)
+            .then(|| rng.range(2, 4000) as u16);
+        let a = (addr(rng, v6, true), high_port(rng));
+        let b_port = match p {
+            Profile::Dns => 53,
+            Profile::Quic => 443,
+            Profile::OpenVpn => 1194,
+            Profile::IpsecNatT => 4500,
+            Profile::WireGuard => 51820,
+            Profile::RandomTcpBulk => 443,
+            _ => high_port(rng),
+        };
+        let b = (addr(rng, v6, false), b_port);
+        let spread = (cfg.spread_seconds * 1e6) as u64;
+        let start = cfg.start + rng.below(spread) as i64;
+        let secs = cfg.call_seconds * (0.5 + 0.5 * (rng.below(1000) as f64 / 1000.0));
+        let secs = match p {
+            Profile::RandomUdpBulk | Profile::RandomTcpBulk | Profile::Quic => cfg.bulk_seconds,
+            Profile::Game => cfg.call_seconds.max(60.0) * 2.0,
+            _ => secs,
+        };
+        self.add(SynthFlow { a, b, profile: p }, start, secs, vlan);
+    }
+
+    /// A client with one UDP port and many peers: `per_peer` flows to
+    /// `peers` peers (the peers' ports come from `peer_port`), starting
+    /// within `burst_us` of the client's start. Returns the client and its
+    /// peers.
+    fn client(
+        &mut self,
+        per_peer: Profile,
+        peers: u32,
+        burst_us: u64,
+        peer_port: &mut dyn FnMut(&mut Rng) -> u16,
+        client_port: Option<u16>,
+        host: Option<IpAddr>,
+    ) -> PlannedClient {
+        let cfg = self.cfg;
+        let v6 = self.rng.chance(cfg.ipv6_share);
+        let ip = addr(&mut self.rng, v6, true);
+        let (ip, v6) = match host {
+            Some(h) => (h, h.is_ipv6()),
+            None => (ip, v6),
+        };
+        let port = client_port.unwrap_or_else(|| high_port(&mut self.rng));
+        let client = (ip, port);
+        let vlan = self.vlan();
+        let spread = (cfg.spread_seconds * 1e6) as u64;
+        let start = cfg.start + self.rng.below(spread.max(1)) as i64;
+        let mut list = Vec::new();
+        let mut id = self.rng.next_u64() as u16;
+        for _ in 0..peers {
+            let peer = (addr(&mut self.rng, v6, false), peer_port(&mut self.rng));
+            let t = start + self.rng.below(burst_us.max(1)) as i64;
+            let mut flow = SynthFlow {
+                a: client,
+                b: peer,
+                profile: per_peer,
+            };
+            if per_peer.transport() == Transport::Tcp {
+                // TCP connections leave from ephemeral ports.
+                flow.a.1 = high_port(&mut self.rng);
+            }
+            self.add(flow, t, 10.0, vlan);
+            if per_peer == Profile::SkypeLogin {
+                // The client's message IDs count up over its login burst.
+                id = id.wrapping_add(self.rng.range(1, 3) as u16);
+                if let Some(f) = self.flows.last_mut() {
+                    f.dirs[0].id = u64::from(id);
+                }
+            }
+            list.push(peer);
+        }
+        PlannedClient {
+            endpoint: client,
+            peers: list,
+            start,
+            vlan,
+        }
+    }
+
+    /// A Skype client's short TCP connections: half to its Skype port from
+    /// peers, half from it to peers its UDP talked to (at their UDP port).
+    fn short_tcp(
+        &mut self,
+        client: (IpAddr, u16),
+        peers: &[(IpAddr, u16)],
+        start: i64,
+        vlan: Option<u16>,
+    ) {
+        let n = self.cfg.short_tcp_per_client;
+        for k in 0..n {
+            let t = start + self.rng.range(500_000, 20_000_000) as i64;
+            let flow = if k % 2 == 0 || peers.is_empty() {
+                let v6 = client.0.is_ipv6();
+                let peer = (addr(&mut self.rng, v6, false), high_port(&mut self.rng));
+                SynthFlow {
+                    a: peer,
+                    b: client,
+                    profile: Profile::SkypeShortTcp,
+                }
+            } else {
+                let peer = peers[self.rng.below(peers.len() as u64) as usize];
+                SynthFlow {
+                    a: (client.0, high_port(&mut self.rng)),
+                    b: peer,
+                    profile: Profile::SkypeShortTcp,
+                }
+            };
+            self.add(flow, t, 10.0, vlan);
+        }
+    }
+}
+
 impl Generator {
     /// Plans the flows of a capture.
     pub fn new(cfg: &SynthConfig) -> Generator {
-        let mut rng = Rng::new(cfg.seed);
-        let mut plan: Vec<Profile> = Vec::new();
+        let mut pl = Planner {
+            cfg,
+            rng: Rng::new(cfg.seed),
+            flows: Vec::new(),
+        };
         for _ in 0..cfg.flows_per_profile {
             for c in CODECS {
-                plan.push(Profile::SkypeVoice(c));
+                pl.single(Profile::SkypeVoice(c));
             }
             if cfg.skype_extras {
-                plan.push(Profile::SkypeVideo(
-                    CODECS[rng.below(CODECS.len() as u64) as usize],
-                ));
-                plan.push(Profile::SkypeOut);
-                plan.push(Profile::SkypeTcp(
-                    CODECS[rng.below(CODECS.len() as u64) as usize],
-                ));
+                let c = pl.rng.pick(&CODECS);
+                pl.single(Profile::SkypeVideo(c));
+                pl.single(Profile::SkypeVideoOnly);
+                let c = pl.rng.pick(&CODECS);
+                pl.single(Profile::SkypeShortCall(c));
+                pl.single(Profile::SkypeOut);
+                let c = pl.rng.pick(&CODECS);
+                pl.single(Profile::SkypeTcp(c));
             }
             if cfg.look_alikes {
-                plan.extend(Profile::LOOK_ALIKES);
+                for p in Profile::LOOK_ALIKES {
+                    pl.single(p);
+                }
             }
         }
-        let mut flows = Vec::new();
-        let spread = (cfg.spread_seconds * 1e6) as u64;
-        for p in plan {
-            let v6 = rng.chance(cfg.ipv6_share);
-            let vlan = rng
-                .chance(cfg.vlan_share)
-                .then(|| rng.range(2, 4000) as u16);
-            let a = (addr(&mut rng, v6, true), high_port(&mut rng));
-            let b_port = match p {
-                Profile::Dns => 53,
-                Profile::Quic => 443,
-                Profile::OpenVpn => 1194,
-                Profile::IpsecNatT => 4500,
-                Profile::WireGuard => 51820,
-                Profile::RandomTcpBulk => 443,
-                _ => high_port(&mut rng),
-            };
-            let b = (addr(&mut rng, v6, false), b_port);
-            let start = cfg.start + rng.below(spread) as i64;
-            let secs = cfg.call_seconds * (0.5 + 0.5 * (rng.below(1000) as f64 / 1000.0));
-            let secs = if matches!(
-                p,
-                Profile::RandomUdpBulk | Profile::RandomTcpBulk | Profile::Quic
-            ) {
-                cfg.bulk_seconds
-            } else {
-                secs
-            };
-            flows.push(FlowGen::new(
-                &mut rng,
-                SynthFlow { a, b, profile: p },
-                start,
-                secs,
-                vlan,
-            ));
-        }
-        // Signalling: one client port, many peers, flows of 1 to 5 messages.
+        // Classic clients: signalling from one UDP port to many peers, and
+        // short TCP connections to and from that port.
+        let mut skype_hosts = Vec::new();
         for _ in 0..cfg.signalling_clients {
-            let v6 = rng.chance(cfg.ipv6_share);
-            let client = (addr(&mut rng, v6, true), high_port(&mut rng));
-            let vlan = rng
-                .chance(cfg.vlan_share)
-                .then(|| rng.range(2, 4000) as u16);
-            for _ in 0..cfg.peers {
-                let peer = (addr(&mut rng, v6, false), high_port(&mut rng));
-                let start = cfg.start + rng.below(spread * 2) as i64;
-                let flow = SynthFlow {
-                    a: client,
-                    b: peer,
-                    profile: Profile::SkypeSignalling,
-                };
-                flows.push(FlowGen::new(&mut rng, flow, start, 10.0, vlan));
+            let spread = (cfg.spread_seconds * 2e6) as u64;
+            let c = pl.client(
+                Profile::SkypeSignalling,
+                cfg.peers,
+                spread,
+                &mut |r| high_port(r),
+                None,
+                None,
+            );
+            skype_hosts.push(c.endpoint.0);
+            pl.short_tcp(c.endpoint, &c.peers, c.start, c.vlan);
+        }
+        // Late-era clients: a login burst to many servers on one port or a
+        // range of a few dozen (method.md §9).
+        for _ in 0..cfg.late_clients {
+            let servers = pl.rng.range(
+                u64::from(cfg.late_servers.0),
+                u64::from(cfg.late_servers.1.max(cfg.late_servers.0)),
+            ) as u32;
+            let base = pl.rng.range(1024, 60_000) as u16;
+            let range = if pl.rng.chance(0.5) {
+                1
+            } else {
+                pl.rng.range(10, 40) as u16
+            };
+            let burst = pl.rng.range(500_000, 3_000_000);
+            let c = pl.client(
+                Profile::SkypeLogin,
+                servers,
+                burst,
+                &mut |r| base + r.below(u64::from(range)) as u16,
+                None,
+                None,
+            );
+            skype_hosts.push(c.endpoint.0);
+            pl.short_tcp(c.endpoint, &c.peers, c.start, c.vlan);
+        }
+        // Many-peer look-alikes.
+        if cfg.look_alikes {
+            for k in 0..cfg.peer_look_alike_clients as usize {
+                let host = (cfg.look_alikes_on_skype_hosts && !skype_hosts.is_empty())
+                    .then(|| skype_hosts[k % skype_hosts.len()]);
+                for p in Profile::PEER_LOOK_ALIKES {
+                    let (port, client_port) = match p {
+                        Profile::DnsPoll => (53, None),
+                        Profile::NtpPoll => (123, Some(123)),
+                        Profile::GameProbe => (27015, None),
+                        _ => (0, None),
+                    };
+                    let burst = pl.rng.range(500_000, 5_000_000);
+                    pl.client(
+                        p,
+                        cfg.peers,
+                        burst,
+                        &mut |r| if port == 0 { high_port(r) } else { port },
+                        client_port,
+                        host,
+                    );
+                }
             }
         }
+        let Planner { rng, flows, .. } = pl;
         let mut heap = BinaryHeap::new();
         for (i, f) in flows.iter().enumerate() {
-            if let Some((t, _)) = f.next_time() {
+            if let Some((t, _, _)) = f.next_time() {
                 heap.push(Reverse((t, i as u32)));
             }
         }
@@ -705,14 +1413,13 @@ impl Generator {
     /// The next message into `msg` (its payload buffer is reused); false at
     /// the end.
     pub fn next_into(&mut self, msg: &mut Message) -> bool {
-        while let Some(Reverse((t, i))) = self.heap.pop() {
+        while let Some(Reverse((_, i))) = self.heap.pop() {
             let f = &mut self.flows[i as usize];
-            let Some((ts, d)) = f.next_time() else {
+            let Some((ts, d, s)) = f.next_time() else {
                 continue;
             };
-            debug_assert_eq!(ts, t);
-            let sent = f.emit(&mut self.rng, d, ts, &mut msg.payload, self.loss);
-            if let Some((nt, _)) = f.next_time() {
+            let sent = f.emit(&mut self.rng, d, s, ts, &mut msg.payload, self.loss);
+            if let Some((nt, _, _)) = f.next_time() {
                 self.heap.push(Reverse((nt, i)));
             }
             if !sent {
@@ -835,8 +1542,9 @@ pub fn write_pcap(
     Ok(n)
 }
 
-/// Writes the label CSV (`transport,src_ip,src_port,dst_ip,dst_port,label,kind`
-/// plus a `codec` column).
+/// Writes the label CSV: `transport,src_ip,src_port,dst_ip,dst_port,label,kind`
+/// plus `codec`, `variant` ([`Profile::variant`]) and `media` (whether the
+/// flow carries a call's media, [`Profile::is_media`]).
 pub fn write_labels<'a>(
     path: &Path,
     flows: impl Iterator<Item = &'a SynthFlow>,
@@ -845,13 +1553,13 @@ pub fn write_labels<'a>(
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     writeln!(
         f,
-        "transport,src_ip,src_port,dst_ip,dst_port,label,kind,codec"
+        "transport,src_ip,src_port,dst_ip,dst_port,label,kind,codec,variant,media"
     )
     .map_err(io)?;
     for fl in flows {
         writeln!(
             f,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             fl.profile.transport().as_str(),
             fl.a.0,
             fl.a.1,
@@ -859,7 +1567,9 @@ pub fn write_labels<'a>(
             fl.b.1,
             fl.profile.label(),
             fl.profile.kind(),
-            fl.profile.codec().unwrap_or("")
+            fl.profile.codec().unwrap_or(""),
+            fl.profile.variant(),
+            fl.profile.is_media()
         )
         .map_err(io)?;
     }
@@ -872,19 +1582,25 @@ pub fn sample_config() -> SynthConfig {
     SynthConfig {
         seed: 1,
         spread_seconds: 4.0,
-        call_seconds: 9.0,
-        bulk_seconds: 1.2,
+        call_seconds: 12.0,
+        bulk_seconds: 0.5,
         flows_per_profile: 1,
         signalling_clients: 1,
         peers: 30,
+        late_clients: 1,
+        late_servers: (50, 80),
+        short_tcp_per_client: 4,
+        peer_look_alike_clients: 1,
         ..SynthConfig::default()
     }
 }
 
 /// The settings of the synthetic Skype calls that `synth-calls:SEED` label
-/// specs train on: one UDP voice call per codec profile (the published frame
-/// sizes and intervals, which the real captures lack for low-rate codecs),
-/// no video, E2O, TCP, look-alikes or signalling.
+/// specs train on: one call of every media variant per codec profile (the
+/// published frame sizes and intervals, which the real captures lack for
+/// low-rate codecs; voice with ringing, spurts and pauses; voice with
+/// video; video alone; short calls; E2O; TCP), no look-alikes, signalling
+/// or other clients.
 pub fn training_calls_config(seed: u64) -> SynthConfig {
     SynthConfig {
         seed,
@@ -892,8 +1608,10 @@ pub fn training_calls_config(seed: u64) -> SynthConfig {
         call_seconds: 20.0,
         flows_per_profile: 1,
         signalling_clients: 0,
+        late_clients: 0,
+        peer_look_alike_clients: 0,
         look_alikes: false,
-        skype_extras: false,
+        skype_extras: true,
         ..SynthConfig::default()
     }
 }

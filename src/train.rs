@@ -1,9 +1,10 @@
 //! Training: window features from labelled captures, a fitted Naive Bayes
 //! model, and its provenance.
 //!
-//! Every direction of a labelled flow gives its completed 30-packet rhythm
-//! windows; windows of media flows (voice/video calls of any protocol) are
-//! the media class, windows of every other labelled flow the other class.
+//! Every direction of a labelled flow gives its completed 30-message rhythm
+//! windows, voice and video; windows of media flows (voice/video calls of
+//! any protocol) are the media class, windows of every other labelled flow
+//! the other class. Each window kind has a model of its own.
 //! Inputs are read in the order given and flows in capture order, so the
 //! same inputs give the same model, byte for byte.
 
@@ -13,11 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::capture::Capture;
 use crate::config::{FlowTableConfig, MethodConfig};
-use crate::features::{func_mask, DirectionFeatures, WindowFeatures};
+use crate::features::{DirectionFeatures, FuncSet, WindowFeatures, WindowKind};
 use crate::flow::{EndedFlow, FlowKey, FlowTable};
 use crate::labels::{load_spec, CaptureLabels, LabelClass, LabelError};
 use crate::model::{Model, Provenance, TrainingInput};
-use crate::nbc::{FitError, NbcModel};
+use crate::nbc::{FitError, NbcModel, WindowModel};
 use crate::packet::decode;
 
 /// The windows of one flow.
@@ -25,14 +26,14 @@ use crate::packet::decode;
 pub struct FlowWindows {
     /// The flow.
     pub key: FlowKey,
-    /// Completed windows, both directions, in order.
-    pub windows: Vec<WindowFeatures>,
+    /// Completed windows, both directions, in order, with their kinds.
+    pub windows: Vec<(WindowKind, WindowFeatures)>,
 }
 
 #[derive(Default)]
 struct Extract {
     dirs: [DirectionFeatures; 2],
-    windows: Vec<WindowFeatures>,
+    windows: Vec<(WindowKind, WindowFeatures)>,
 }
 
 /// What went wrong in training.
@@ -66,7 +67,7 @@ pub fn capture_windows(
     let mut cap = Capture::open_file(path, None)?;
     let mut table: FlowTable<Extract> = FlowTable::new(FlowTableConfig::default());
     let mut out = Vec::new();
-    let known = func_mask(&config.dft.func_known);
+    let known = FuncSet::of(&config.dft.func_known);
     let mut done = |f: EndedFlow<Extract>| {
         out.push(FlowWindows {
             key: f.key,
@@ -109,13 +110,34 @@ pub fn sha256_file(path: &Path) -> Result<String, TrainError> {
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The training set gathered from label specs.
+/// The training windows of one kind, in input order.
 #[derive(Debug, Default)]
-pub struct TrainingSet {
-    /// Windows, in input order.
+pub struct KindWindows {
+    /// Windows.
     pub windows: Vec<WindowFeatures>,
     /// Whether each window is media.
     pub media: Vec<bool>,
+}
+
+impl KindWindows {
+    /// Windows of the media class.
+    pub fn media_count(&self) -> usize {
+        self.media.iter().filter(|&&m| m).count()
+    }
+
+    /// Windows of the other class.
+    pub fn other_count(&self) -> usize {
+        self.media.len() - self.media_count()
+    }
+}
+
+/// The training set gathered from label specs.
+#[derive(Debug, Default)]
+pub struct TrainingSet {
+    /// Voice windows.
+    pub voice: KindWindows,
+    /// Video windows.
+    pub video: KindWindows,
     /// Media flows that gave windows.
     pub flows_media: usize,
     /// Other flows that gave windows.
@@ -173,9 +195,13 @@ pub fn gather(
                 } else {
                     set.flows_other += 1;
                 }
-                for w in fw.windows {
-                    set.windows.push(w);
-                    set.media.push(media);
+                for (kind, w) in fw.windows {
+                    let k = match kind {
+                        WindowKind::Voice => &mut set.voice,
+                        WindowKind::Video => &mut set.video,
+                    };
+                    k.windows.push(w);
+                    k.media.push(media);
                 }
             }
             if synthetic {
@@ -197,11 +223,17 @@ pub fn train(
     spec_name: impl Fn(&str) -> String,
 ) -> Result<Model, TrainError> {
     let set = gather(specs, &config, spec_name)?;
-    let nbc = NbcModel::fit(&set.windows, &set.media, config.nbc.min_variance)?;
+    let v = config.nbc.min_variance;
+    let nbc = NbcModel {
+        voice: WindowModel::fit(WindowKind::Voice, &set.voice.windows, &set.voice.media, v)?,
+        video: WindowModel::fit(WindowKind::Video, &set.video.windows, &set.video.media, v)?,
+    };
     let provenance = Provenance {
         command: command.to_string(),
-        windows_media: set.media.iter().filter(|&&m| m).count(),
-        windows_other: set.media.iter().filter(|&&m| !m).count(),
+        windows_media: set.voice.media_count(),
+        windows_other: set.voice.other_count(),
+        video_windows_media: set.video.media_count(),
+        video_windows_other: set.video.other_count(),
         flows_media: set.flows_media,
         flows_other: set.flows_other,
         inputs: set.inputs,

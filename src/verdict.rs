@@ -1,15 +1,20 @@
 //! The verdict: combines the chi-square class, the header check and the
 //! rhythm test of each direction into one answer per flow (method.md §5).
 //!
-//! A direction is Skype when the NBC passes AND the CSC gives E2E, E2O or TCP
-//! (and, for UDP, the DFT agrees). A flow is Skype when either direction is.
-//! Flows too short for the tests are "undecided", never "not_skype".
+//! A direction is Skype when a signature holds (the CSC's groups and, for
+//! UDP, the header check) AND the rhythm test says media; it is
+//! contradicted when the rhythm test says other or every signature of its
+//! transport is contradicted (a group that must be random is structured,
+//! the FUNC byte is not Skype's, the prefix is not constant). A flow is
+//! Skype when either direction is (TCP: when both carry the call). Too few
+//! messages are "undecided", never "not_skype".
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MethodConfig, CSC_GROUPS};
-use crate::csc::{CscClass, DftClass};
-use crate::nbc::NbcScore;
+use crate::csc::{ChiSquareSignature, CscClass, CscState, SignatureState};
+use crate::dft::{DftClass, HeaderJudgement};
+use crate::nbc::{NbcDecision, NbcScore};
 use crate::packet::Transport;
 
 /// The answer for a flow.
@@ -113,15 +118,18 @@ pub struct Verdict {
 /// The evidence of one direction, as the verdict reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DirectionEvidence {
-    /// The CSC class: the first Skype class reached, else the class of the
-    /// latest window.
+    /// Messages (packets with payload).
+    pub messages: u32,
+    /// The CSC's class: the chi-square signature that holds now (without
+    /// the header check), else none.
     pub csc: CscClass,
+    /// The groups called structured, and group 5's fixed bit.
+    pub groups: CscState,
     /// The DFT class.
     pub dft: DftClass,
-    /// DFT messages matching the rule of the CSC class (voice for E2E,
-    /// repeated prefixes for E2O).
-    pub dft_matching: u32,
-    /// The rhythm score.
+    /// The header rules and their contradictions.
+    pub header: HeaderJudgement,
+    /// The rhythm test.
     pub nbc: NbcScore,
     /// Messages sampled by the CSC, all windows.
     pub sampled: u32,
@@ -129,11 +137,24 @@ pub struct DirectionEvidence {
     pub window_sampled: u32,
     /// The chi2 values of the latest window.
     pub chi2: [f32; CSC_GROUPS],
-    /// Flow packet count when the CSC's Skype class was first reached.
+    /// Flow packet count when a chi-square signature first held.
     pub csc_first_at: Option<u32>,
     /// More than `video_share` of the direction's messages are in a video
     /// band (method.md §5).
     pub video: bool,
+}
+
+/// The evidence of a flow: its two directions (forward, backward) and the
+/// rhythm test over the windows of both (a call's rhythm goes both ways, so
+/// both directions' windows are evidence about the flow: at 60 ms frames a
+/// window takes 1.8 s, and one from each direction decides about twice as
+/// soon as one direction alone).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FlowEvidence {
+    /// Forward (initiator to responder) and backward.
+    pub directions: [DirectionEvidence; 2],
+    /// The rhythm test over both directions' windows.
+    pub rhythm: NbcScore,
 }
 
 /// The logistic function.
@@ -141,283 +162,479 @@ fn logistic(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// The minimum sampled messages of the smallest signature for a transport.
-pub fn min_judged_samples(transport: Transport, config: &MethodConfig) -> u32 {
-    match transport {
-        Transport::Udp => config.csc.e2o_min_packets.min(config.csc.e2e_min_packets),
-        Transport::Tcp => config.csc.tcp_min_packets,
+/// What contradicts Skype in a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contradiction {
+    /// The rhythm test rejected the rhythm: not a call's.
+    Rhythm,
+    /// A group that the signatures need random is structured.
+    Structure {
+        /// The first such group.
+        group: u8,
+    },
+    /// The FUNC byte is not Skype's.
+    FuncByte,
+    /// The 4-byte prefix is not a constant connection ID.
+    Prefix,
+}
+
+impl Contradiction {
+    /// A short code for records: "rhythm", "group_N", "func_byte", "prefix".
+    pub fn as_str(self) -> &'static str {
+        const GROUPS: [&str; CSC_GROUPS] = [
+            "group_0", "group_1", "group_2", "group_3", "group_4", "group_5", "group_6", "group_7",
+            "group_8", "group_9", "group_10", "group_11", "group_12", "group_13", "group_14",
+            "group_15",
+        ];
+        match self {
+            Contradiction::Rhythm => "rhythm",
+            Contradiction::Structure { group } => GROUPS[usize::from(group) % CSC_GROUPS],
+            Contradiction::FuncByte => "func_byte",
+            Contradiction::Prefix => "prefix",
+        }
     }
 }
 
 /// The state of one direction for the verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirectionState {
-    /// Every condition holds.
-    Skype,
-    /// The tests ran and rule Skype out (for now).
-    NotSkype,
-    /// Some test has not had enough packets.
-    TooShort,
+    /// Every condition of a signature holds, and the rhythm is a call's.
+    Skype(Kind),
+    /// The evidence contradicts every Skype signature of the transport, or
+    /// the rhythm.
+    Contradicted(Contradiction),
+    /// Not enough evidence either way.
+    Pending,
 }
 
-/// Judges one direction.
-pub fn judge_direction(
+impl DirectionState {
+    /// "skype", "contradicted" or "pending".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirectionState::Skype(_) => "skype",
+            DirectionState::Contradicted(_) => "contradicted",
+            DirectionState::Pending => "pending",
+        }
+    }
+
+    /// The contradiction, when contradicted.
+    pub fn contradiction(self) -> Option<Contradiction> {
+        match self {
+            DirectionState::Contradicted(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// The signatures a transport's directions are tested for, in the order
+/// they are tried.
+pub fn signatures(transport: Transport) -> &'static [ChiSquareSignature] {
+    match transport {
+        Transport::Udp => &[ChiSquareSignature::E2o, ChiSquareSignature::E2e],
+        Transport::Tcp => &[ChiSquareSignature::Tcp],
+    }
+}
+
+/// Where a signature stands for a direction, the header check included
+/// (for UDP, when the configuration requires it), with the reason when
+/// contradicted.
+pub fn signature_state(
+    sig: ChiSquareSignature,
+    e: &DirectionEvidence,
+    config: &MethodConfig,
+) -> (SignatureState, Option<Contradiction>) {
+    let csc = sig.state(&e.groups, e.sampled, &config.csc);
+    if let Some(g) = sig.contradicting_group(&e.groups) {
+        return (
+            SignatureState::Contradicted,
+            Some(Contradiction::Structure { group: g as u8 }),
+        );
+    }
+    let (header_holds, header_contradiction) = match sig {
+        ChiSquareSignature::E2e => (
+            e.header.e2e,
+            e.header
+                .func_contradicted
+                .then_some(Contradiction::FuncByte),
+        ),
+        ChiSquareSignature::E2o => (
+            e.header.e2o,
+            e.header
+                .prefix_contradicted
+                .then_some(Contradiction::Prefix),
+        ),
+        ChiSquareSignature::Tcp => (true, None),
+    };
+    if !config.verdict.require_dft_for_udp {
+        return (csc, None);
+    }
+    if let Some(c) = header_contradiction {
+        return (SignatureState::Contradicted, Some(c));
+    }
+    match csc {
+        SignatureState::Holds if !header_holds => (SignatureState::Pending, None),
+        s => (s, None),
+    }
+}
+
+/// The signature that holds for a direction, the header check included.
+pub fn holding_signature(
     e: &DirectionEvidence,
     transport: Transport,
     config: &MethodConfig,
+) -> Option<ChiSquareSignature> {
+    signatures(transport)
+        .iter()
+        .copied()
+        .find(|&s| signature_state(s, e, config).0 == SignatureState::Holds)
+}
+
+/// Judges one direction, with the flow's rhythm test: Skype when a
+/// signature holds and the rhythm test says media (the strict AND,
+/// method.md §5); contradicted when the rhythm test (the flow's, or the
+/// direction's own) says other, or every signature of the transport is
+/// contradicted; else pending. Too few messages are never a contradiction.
+pub fn judge_direction(
+    e: &DirectionEvidence,
+    rhythm: &NbcScore,
+    transport: Transport,
+    config: &MethodConfig,
 ) -> DirectionState {
-    let csc_judged = e.sampled >= min_judged_samples(transport, config);
-    if !e.csc.is_skype() {
-        return if csc_judged || e.nbc.windows > 0 {
-            DirectionState::NotSkype
-        } else {
-            DirectionState::TooShort
-        };
+    if e.nbc.decision == NbcDecision::Other || rhythm.decision == NbcDecision::Other {
+        return DirectionState::Contradicted(Contradiction::Rhythm);
     }
-    if !e.nbc.judged(&config.nbc) {
-        return DirectionState::TooShort;
+    let mut reason = None;
+    let mut all_contradicted = true;
+    for &sig in signatures(transport) {
+        match signature_state(sig, e, config) {
+            (SignatureState::Holds, _) if rhythm.decision == NbcDecision::Media => {
+                return DirectionState::Skype(Kind::of(sig.class()).unwrap_or(Kind::Tcp));
+            }
+            // The reason of the last signature tried (E2E for UDP).
+            (SignatureState::Contradicted, c) => reason = c.or(reason),
+            _ => all_contradicted = false,
+        }
     }
-    if !e.nbc.passes(&config.nbc) {
-        return DirectionState::NotSkype;
+    match (all_contradicted, reason) {
+        (true, Some(c)) => DirectionState::Contradicted(c),
+        _ => DirectionState::Pending,
     }
-    if transport == Transport::Udp
-        && config.verdict.require_dft_for_udp
-        && !e.dft.agrees_with(e.csc)
-    {
-        // The DFT needs more than `min_matching` messages: until then it is
-        // too early, not a contradiction.
-        return if e.dft_matching <= config.dft.min_matching {
-            DirectionState::TooShort
-        } else {
-            DirectionState::NotSkype
-        };
-    }
-    DirectionState::Skype
 }
 
-/// Confidence in a Skype direction: the NBC's probability of media (from the
-/// mean log-odds) times the CSC's support, which grows from 0.75 at the
-/// signature's minimum packets to 1 at twice the minimum.
-fn skype_confidence(e: &DirectionEvidence, transport: Transport, config: &MethodConfig) -> f64 {
-    let min = match e.csc {
-        CscClass::E2e => config.csc.e2e_min_packets,
-        CscClass::E2o => config.csc.e2o_min_packets,
-        CscClass::Tcp | CscClass::None => min_judged_samples(transport, config),
-    }
-    .max(1);
+/// Confidence in a Skype direction: the rhythm test's probability of media
+/// (the logistic of its log-odds sum) times the CSC's support, which grows
+/// from 0.75 at `random_min_samples` to 1 at twice as many.
+fn skype_confidence(e: &DirectionEvidence, rhythm: &NbcScore, config: &MethodConfig) -> f64 {
+    let min = config.csc.random_min_samples.max(1);
     let support = (0.5 + 0.5 * f64::from(e.sampled) / f64::from(2 * min)).min(1.0);
-    logistic(e.nbc.mean_log_odds()) * support
+    logistic(f64::from(rhythm.sum_log_odds)) * support
 }
 
-/// Confidence in a Not-Skype direction: the NBC's probability of other when
-/// it ran, else the CSC's support for "no signature".
-fn not_skype_confidence(e: &DirectionEvidence, transport: Transport, config: &MethodConfig) -> f64 {
-    let csc = if e.csc.is_skype() {
-        0.0
-    } else {
-        let min = min_judged_samples(transport, config).max(1);
-        (0.5 + 0.5 * f64::from(e.sampled) / f64::from(2 * min)).min(1.0)
-    };
-    let nbc = if e.nbc.windows > 0 {
-        1.0 - logistic(e.nbc.mean_log_odds())
-    } else {
-        0.0
-    };
-    csc.max(nbc)
+/// Confidence in a contradiction: for the rhythm, the rhythm test's
+/// probability of other; for the structure and the header, one minus the
+/// alpha of the test that made it.
+fn contradiction_confidence(
+    c: Contradiction,
+    e: &DirectionEvidence,
+    rhythm: &NbcScore,
+    config: &MethodConfig,
+) -> f64 {
+    match c {
+        Contradiction::Rhythm => {
+            1.0 - logistic(f64::from(e.nbc.sum_log_odds.min(rhythm.sum_log_odds)))
+        }
+        Contradiction::Structure { .. } => 1.0 - config.csc.group_alpha,
+        Contradiction::FuncByte | Contradiction::Prefix => 1.0 - config.dft.contradiction_alpha,
+    }
+}
+
+/// The first contradiction in a flow's evidence, if any: what a "not_skype"
+/// verdict rests on.
+pub fn contradiction_of(
+    flow: &FlowEvidence,
+    transport: Transport,
+    config: &MethodConfig,
+) -> Option<Contradiction> {
+    flow.directions.iter().find_map(
+        |d| match judge_direction(d, &flow.rhythm, transport, config) {
+            DirectionState::Contradicted(c) => Some(c),
+            _ => None,
+        },
+    )
+}
+
+/// A flow's verdict and whether it is final while the flow is open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlowJudgement {
+    /// The verdict (its timing fields are the caller's).
+    pub verdict: Verdict,
+    /// For "not_skype": every direction that carries messages is
+    /// contradicted (UDP), or one is (TCP): nothing the flow may still send
+    /// can change it.
+    pub settled: bool,
 }
 
 /// Judges a flow from its two directions. `open` says the flow may still
-/// send packets (an early decision); at its end it is false. The timing
-/// fields are left for the caller, who knows the packet.
+/// send packets; at its end it is false. The timing fields are left for
+/// the caller, who knows the packet.
 ///
-/// For TCP a call is a conversation carried both ways in one connection
-/// (Skype keeps sending through silence, \[BMM07\]): a direction whose rhythm
-/// the NBC has judged and rejected vetoes the flow, and while the flow is
-/// open a decision waits until both directions are judged.
+/// UDP: Skype when either direction is. Not Skype when a direction is
+/// contradicted and none is Skype or has a holding signature waiting for
+/// its rhythm (at the end), or when every direction with messages is
+/// contradicted (while open: settled).
+///
+/// TCP: a call is a conversation carried both ways in one connection
+/// (Skype keeps sending through silence, \[BMM07\]): a contradicted
+/// direction vetoes the flow, and while the flow is open a Skype decision
+/// waits until both directions have given the rhythm test a window.
 pub fn judge_flow(
-    dirs: &[DirectionEvidence; 2],
+    flow: &FlowEvidence,
     transport: Transport,
     config: &MethodConfig,
     open: bool,
-) -> Verdict {
-    let mut states = [
-        judge_direction(&dirs[0], transport, config),
-        judge_direction(&dirs[1], transport, config),
+) -> FlowJudgement {
+    let dirs = &flow.directions;
+    let rhythm = &flow.rhythm;
+    let states = [
+        judge_direction(&dirs[0], rhythm, transport, config),
+        judge_direction(&dirs[1], rhythm, transport, config),
     ];
-    if transport == Transport::Tcp && states.contains(&DirectionState::Skype) {
-        let rejected =
-            |d: &DirectionEvidence| d.nbc.judged(&config.nbc) && !d.nbc.passes(&config.nbc);
-        if dirs.iter().any(rejected) {
-            states = states.map(|s| {
-                if s == DirectionState::Skype {
-                    DirectionState::NotSkype
-                } else {
-                    s
-                }
-            });
-        } else if open && !dirs.iter().all(|d| d.nbc.judged(&config.nbc)) {
-            return Verdict::default();
+    let contradicted = |d: usize| match states[d] {
+        DirectionState::Contradicted(c) => Some(c),
+        _ => None,
+    };
+    let not_skype = |settled: bool| {
+        let confidence = (0..2)
+            .filter_map(|d| {
+                contradicted(d).map(|c| contradiction_confidence(c, &dirs[d], rhythm, config))
+            })
+            .fold(0.0, f64::max);
+        FlowJudgement {
+            verdict: Verdict {
+                label: Label::NotSkype,
+                confidence,
+                via: Some(Via::Flow),
+                ..Verdict::default()
+            },
+            settled,
         }
+    };
+    let undecided = FlowJudgement {
+        verdict: Verdict::default(),
+        settled: false,
+    };
+    if transport == Transport::Tcp && (0..2).any(|d| contradicted(d).is_some()) {
+        return not_skype(true);
     }
-    if let Some(best) = (0..2)
-        .filter(|&d| states[d] == DirectionState::Skype)
+    let skype = (0..2)
+        .filter(|&d| matches!(states[d], DirectionState::Skype(_)))
         .max_by(|&a, &b| {
-            skype_confidence(&dirs[a], transport, config)
-                .total_cmp(&skype_confidence(&dirs[b], transport, config))
-        })
-    {
-        return Verdict {
-            label: Label::Skype,
-            kind: Kind::of(dirs[best].csc),
-            confidence: skype_confidence(&dirs[best], transport, config),
-            via: Some(Via::Flow),
-            ..Verdict::default()
+            skype_confidence(&dirs[a], rhythm, config)
+                .total_cmp(&skype_confidence(&dirs[b], rhythm, config))
+        });
+    if let Some(best) = skype {
+        let both_ways = dirs.iter().all(|d| d.nbc.windows > 0);
+        if transport == Transport::Tcp && open && !both_ways {
+            return undecided;
+        }
+        let kind = match states[best] {
+            DirectionState::Skype(k) => Some(k),
+            _ => None,
+        };
+        return FlowJudgement {
+            verdict: Verdict {
+                label: Label::Skype,
+                kind,
+                confidence: skype_confidence(&dirs[best], rhythm, config),
+                via: Some(Via::Flow),
+                ..Verdict::default()
+            },
+            settled: false,
         };
     }
-    if states.contains(&DirectionState::TooShort) && !states.contains(&DirectionState::NotSkype) {
-        return Verdict::default();
+    let any_contradicted = (0..2).any(|d| contradicted(d).is_some());
+    let all_settled = (0..2).all(|d| dirs[d].messages == 0 || contradicted(d).is_some());
+    if any_contradicted && all_settled {
+        return not_skype(true);
     }
-    // At least one direction judged and none Skype. A direction still too
-    // short could have turned Skype later only if it had a signature.
-    let could_be = (0..2).any(|d| states[d] == DirectionState::TooShort && dirs[d].csc.is_skype());
-    if could_be {
-        return Verdict::default();
+    let waiting = (0..2).any(|d| {
+        contradicted(d).is_none() && holding_signature(&dirs[d], transport, config).is_some()
+    });
+    if !open && any_contradicted && !waiting {
+        return not_skype(false);
     }
-    let confidence = (0..2)
-        .filter(|&d| states[d] == DirectionState::NotSkype)
-        .map(|d| not_skype_confidence(&dirs[d], transport, config))
-        .fold(0.0, f64::max);
-    Verdict {
-        label: Label::NotSkype,
-        kind: None,
-        confidence,
-        via: Some(Via::Flow),
-        ..Verdict::default()
-    }
+    undecided
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::csc::ChiSquareSignature as Sig;
 
-    fn ev(
-        csc: CscClass,
-        dft: DftClass,
-        windows: u16,
-        passed: u16,
-        sampled: u32,
-    ) -> DirectionEvidence {
+    /// Evidence whose signature `sig` holds (header included), with a rhythm
+    /// decision.
+    fn holding(sig: Sig, nbc: NbcDecision, sum: f32) -> DirectionEvidence {
         DirectionEvidence {
-            csc,
-            dft,
-            dft_matching: if dft == DftClass::None { 0 } else { 120 },
-            nbc: NbcScore {
-                windows,
-                passed,
-                sum_log_odds: f32::from(passed) * 5.0 - f32::from(windows - passed) * 5.0,
+            messages: 60,
+            csc: sig.class(),
+            groups: CscState {
+                structured: sig.structured_groups(),
+                fixed_bit: true,
             },
-            sampled,
-            window_sampled: sampled,
-            chi2: [0.0; 16],
-            csc_first_at: None,
-            video: false,
+            header: HeaderJudgement {
+                e2e: sig == Sig::E2e,
+                e2o: sig == Sig::E2o,
+                ..HeaderJudgement::default()
+            },
+            nbc: NbcScore {
+                windows: 2,
+                passed: 2,
+                sum_log_odds: sum,
+                decision: nbc,
+            },
+            sampled: 60,
+            window_sampled: 60,
+            ..DirectionEvidence::default()
         }
+    }
+
+    /// The flow of two directions, its rhythm that of the first (doubled
+    /// when both have windows).
+    fn flow(d: [DirectionEvidence; 2]) -> FlowEvidence {
+        let mut rhythm = d[0].nbc;
+        if d[1].nbc.decision == NbcDecision::Other {
+            rhythm = d[1].nbc;
+        }
+        FlowEvidence {
+            directions: d,
+            rhythm,
+        }
+    }
+
+    fn label(d: [DirectionEvidence; 2], t: Transport, open: bool) -> Label {
+        judge_flow(&flow(d), t, &MethodConfig::default(), open)
+            .verdict
+            .label
+    }
+
+    fn direction(e: &DirectionEvidence, t: Transport) -> DirectionState {
+        judge_direction(e, &e.nbc, t, &MethodConfig::default())
     }
 
     #[test]
     fn strict_and() {
         let c = MethodConfig::default();
         let none = DirectionEvidence::default();
-        // CSC and NBC and DFT: Skype.
-        let v = judge_flow(
-            &[ev(CscClass::E2e, DftClass::E2e, 4, 4, 130), none],
-            Transport::Udp,
-            &c,
-            false,
-        );
-        assert_eq!(v.label, Label::Skype);
-        assert_eq!(v.kind, Some(Kind::E2e));
+        let e2e = holding(Sig::E2e, NbcDecision::Media, 12.0);
+        let v = judge_flow(&flow([e2e, none]), Transport::Udp, &c, true).verdict;
+        assert_eq!((v.label, v.kind), (Label::Skype, Some(Kind::E2e)));
         assert!(v.confidence > 0.5 && v.confidence <= 1.0);
-        // NBC fails: not Skype.
-        let v = judge_flow(
-            &[ev(CscClass::E2e, DftClass::E2e, 4, 0, 130), none],
-            Transport::Udp,
-            &c,
-            false,
-        );
-        assert_eq!(v.label, Label::NotSkype);
-        // CSC fails: not Skype.
-        let v = judge_flow(
-            &[ev(CscClass::None, DftClass::None, 4, 4, 130), none],
-            Transport::Udp,
-            &c,
-            false,
-        );
-        assert_eq!(v.label, Label::NotSkype);
-        // DFT disagrees after enough packets: not Skype.
-        let mut e = ev(CscClass::E2o, DftClass::None, 20, 20, 600);
-        e.dft_matching = 300;
+        // The rhythm is not yet decided: pending, never not Skype.
+        let pending = holding(Sig::E2e, NbcDecision::Pending, 3.0);
         assert_eq!(
-            judge_flow(&[e, none], Transport::Udp, &c, false).label,
-            Label::NotSkype
+            label([pending, none], Transport::Udp, false),
+            Label::Undecided
         );
-        // TCP needs no DFT.
-        let v = judge_flow(
-            &[ev(CscClass::Tcp, DftClass::Undecided, 2, 2, 60), none],
-            Transport::Tcp,
-            &c,
-            false,
+        // The rhythm is rejected: not Skype, settled.
+        let rejected = holding(Sig::E2e, NbcDecision::Other, -20.0);
+        let j = judge_flow(&flow([rejected, none]), Transport::Udp, &c, true);
+        assert_eq!((j.verdict.label, j.settled), (Label::NotSkype, true));
+        // The header rule does not hold yet: pending.
+        let mut no_header = e2e;
+        no_header.header.e2e = false;
+        assert_eq!(
+            label([no_header, none], Transport::Udp, true),
+            Label::Undecided
         );
-        assert_eq!(v.kind, Some(Kind::Tcp));
-        // ... but an open TCP flow waits for the other direction's rhythm,
-        let v = judge_flow(
-            &[ev(CscClass::Tcp, DftClass::Undecided, 2, 2, 60), none],
-            Transport::Tcp,
-            &c,
-            true,
+        // ... or is contradicted: E2E is; E2O pending keeps the direction pending.
+        no_header.header.func_contradicted = true;
+        assert_eq!(
+            direction(&no_header, Transport::Udp),
+            DirectionState::Pending
         );
-        assert_eq!(v.label, Label::Undecided);
-        // and a rejected reverse direction vetoes it.
-        let back = ev(CscClass::Tcp, DftClass::Undecided, 4, 0, 120);
-        let v = judge_flow(
-            &[ev(CscClass::Tcp, DftClass::Undecided, 2, 2, 60), back],
-            Transport::Tcp,
-            &c,
-            false,
+        // Both contradicted: not Skype.
+        no_header.header.prefix_contradicted = true;
+        assert_eq!(
+            direction(&no_header, Transport::Udp),
+            DirectionState::Contradicted(Contradiction::FuncByte)
         );
-        assert_eq!(v.label, Label::NotSkype);
+        // A structured random group contradicts E2E.
+        let mut structured = e2e;
+        structured.groups.structured |= 1 << 7;
+        assert_eq!(
+            signature_state(Sig::E2e, &structured, &c),
+            (
+                SignatureState::Contradicted,
+                Some(Contradiction::Structure { group: 7 })
+            )
+        );
     }
 
     #[test]
-    fn too_short_is_undecided() {
+    fn tcp_needs_both_directions() {
+        let c = MethodConfig::default();
+        let tcp = holding(Sig::Tcp, NbcDecision::Media, 10.0);
+        let quiet = holding(Sig::Tcp, NbcDecision::Pending, 1.0);
+        // Open: waits for a window of the other direction.
+        let mut silent = quiet;
+        silent.nbc.windows = 0;
+        assert_eq!(label([tcp, silent], Transport::Tcp, true), Label::Undecided);
+        assert_eq!(label([tcp, quiet], Transport::Tcp, true), Label::Skype);
+        assert_eq!(label([tcp, tcp], Transport::Tcp, true), Label::Skype);
+        // At the end, one Skype direction and a silent one: Skype.
+        assert_eq!(label([tcp, silent], Transport::Tcp, false), Label::Skype);
+        // A rejected reverse direction vetoes, settled.
+        let back = holding(Sig::Tcp, NbcDecision::Other, -20.0);
+        let j = judge_flow(&flow([tcp, back]), Transport::Tcp, &c, true);
+        assert_eq!((j.verdict.label, j.settled), (Label::NotSkype, true));
+        assert_eq!(
+            direction(&tcp, Transport::Tcp),
+            DirectionState::Skype(Kind::Tcp)
+        );
+    }
+
+    #[test]
+    fn few_messages_are_never_not_skype() {
         let c = MethodConfig::default();
         let none = DirectionEvidence::default();
+        assert_eq!(label([none, none], Transport::Udp, false), Label::Undecided);
+        // 23 samples of perfect E2E framing and no rhythm yet: pending.
+        let mut short = holding(Sig::E2e, NbcDecision::Pending, 0.0);
+        short.sampled = 23;
         assert_eq!(
-            judge_flow(&[none, none], Transport::Udp, &c, false).label,
+            signature_state(Sig::E2e, &short, &c).0,
+            SignatureState::Pending
+        );
+        assert_eq!(
+            label([short, short], Transport::Udp, false),
             Label::Undecided
         );
-        // E2O-like but no rhythm window yet.
-        let v = judge_flow(
-            &[ev(CscClass::E2o, DftClass::Undecided, 0, 0, 14), none],
-            Transport::Udp,
-            &c,
-            false,
+        // A contradicted direction with a short, pending reverse: not Skype
+        // at the end, not settled while open.
+        let mut bad = none;
+        bad.messages = 40;
+        bad.groups.structured = 0xFFFF;
+        let mut reply = none;
+        reply.messages = 2;
+        let j = judge_flow(&flow([bad, reply]), Transport::Udp, &c, true);
+        assert_eq!(j.verdict.label, Label::Undecided);
+        assert_eq!(label([bad, reply], Transport::Udp, false), Label::NotSkype);
+        assert_eq!(label([bad, none], Transport::Udp, true), Label::NotSkype);
+        // ... but a reverse whose signature holds, waiting for its rhythm,
+        // keeps the flow undecided.
+        assert_eq!(
+            label([bad, short_holding()], Transport::Udp, false),
+            Label::Undecided
         );
-        assert_eq!(v.label, Label::Undecided);
-        // Nine messages, no signature: too short.
-        let v = judge_flow(
-            &[ev(CscClass::None, DftClass::Undecided, 0, 0, 9), none],
-            Transport::Udp,
-            &c,
-            false,
-        );
-        assert_eq!(v.label, Label::Undecided);
-        let v = judge_flow(
-            &[ev(CscClass::None, DftClass::Undecided, 0, 0, 10), none],
-            Transport::Udp,
-            &c,
-            false,
-        );
-        assert_eq!(v.label, Label::NotSkype);
+    }
+
+    fn short_holding() -> DirectionEvidence {
+        holding(Sig::E2o, NbcDecision::Pending, 2.0)
+    }
+
+    #[test]
+    fn contradiction_codes() {
+        assert_eq!(Contradiction::Structure { group: 12 }.as_str(), "group_12");
+        assert_eq!(Contradiction::Rhythm.as_str(), "rhythm");
     }
 }

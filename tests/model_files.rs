@@ -55,7 +55,10 @@ fn bad_model_files_are_clear_errors() {
     assert!(e.contains("not valid JSON"), "{e}");
     let e = load_err(
         "version",
-        &good.replace("\"format_version\": 1", "\"format_version\": 99"),
+        &good.replace(
+            &format!("\"format_version\": {FORMAT_VERSION}"),
+            "\"format_version\": 99",
+        ),
     );
     assert!(e.contains("format version 99 is not supported"), "{e}");
     let e = load_err(
@@ -72,7 +75,7 @@ fn bad_model_files_are_clear_errors() {
     assert!(e.contains("does not match the model format"), "{e}");
     let v: serde_json::Value = serde_json::from_str(&good).unwrap();
     let mut bad = v.clone();
-    bad["nbc"]["media"]["variance"][0] = serde_json::json!(-1.0);
+    bad["nbc"]["voice"]["media"]["variance"][0] = serde_json::json!(-1.0);
     let e = load_err("variance", &serde_json::to_string(&bad).unwrap());
     assert!(e.contains("variance"), "{e}");
     let mut bad = v;

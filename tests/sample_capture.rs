@@ -23,6 +23,11 @@ fn sample_verdicts_match_labels() {
     for r in &report.records {
         let l = labels.label_of(&r.key).expect("every flow is labelled");
         match l.class {
+            // A short call (20-99 media messages a direction) may end
+            // undecided, never not Skype.
+            LabelClass::ClassicSkype if l.variant.as_deref() == Some("short_call") => {
+                assert_ne!(r.verdict.label, Label::NotSkype, "{:?}", r.key);
+            }
             LabelClass::ClassicSkype => {
                 assert_eq!(r.verdict.label, Label::Skype, "{:?} {:?}", l.kind, r.key);
                 let kind = r.verdict.kind.map(Kind::as_str);
@@ -101,14 +106,16 @@ fn classify_example_contract() {
             "field {field} missing"
         );
     }
-    let skype_labels = std::fs::read_to_string(LABELS)
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(",skype,"))
-        .count();
-    assert_eq!(
-        lines.iter().filter(|l| l["verdict"] == "skype").count(),
-        skype_labels
+    let labels_text = std::fs::read_to_string(LABELS).unwrap();
+    let skype_labels = labels_text.lines().filter(|l| l.contains(",skype,"));
+    let (short, other): (Vec<&str>, Vec<&str>) =
+        skype_labels.partition(|l| l.contains(",short_call,"));
+    let found = lines.iter().filter(|l| l["verdict"] == "skype").count();
+    assert!(
+        (other.len()..=other.len() + short.len()).contains(&found),
+        "{found} Skype flows for {} labels ({} short calls)",
+        other.len() + short.len(),
+        short.len()
     );
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
