@@ -4,21 +4,28 @@
 //!     [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] CAPTURE...
 //!
 //! Records go to stdout; a summary (captures, packets, flows, skipped
-//! packets by reason, time) goes to stderr. The exit code is 1 when a
-//! capture could not be read to its end (its flows so far are printed).
+//! packets by reason, time) goes to stderr, with a progress bar while a
+//! file is read when stderr is a terminal. A live capture prints each
+//! verdict to stderr as it is reached and each flow's record when it ends;
+//! SIGINT (or `--duration`) ends it, every open flow is reported and the
+//! exit code is 0. The exit code is 1 when a capture could not be read to
+//! its end (its flows so far are printed).
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use skype_dpi::analyze::analyze_file_parallel;
+use indicatif::{ProgressBar, ProgressStyle};
+use skype_dpi::analyze::{analyze_capture_parallel, analyze_live};
 use skype_dpi::capture::Capture;
-use skype_dpi::classifier::{Classifier, Event, RunStats};
+use skype_dpi::classifier::{Event, FlowRecord, RunStats};
 use skype_dpi::config::FlowTableConfig;
 use skype_dpi::model::Model;
 use skype_dpi::output::{Format, RecordWriter};
 use skype_dpi::packet::SkipReason;
+use skype_dpi::verdict::Label;
 
 const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--duration S] [--read-only] CAPTURE...
   --duration S: stop a live capture after S seconds and report every flow
@@ -106,6 +113,52 @@ fn summary(captures: usize, stats: &RunStats, flows_reported: u64, skype: u64, s
     );
 }
 
+/// Set by SIGINT (and SIGTERM): a live capture stops and reports every
+/// open flow.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Stops live capture on SIGINT and SIGTERM instead of dying.
+fn catch_signals() {
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe; sigaction's struct is zeroed and then filled.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// A progress bar on stderr when it is a terminal, for a capture file.
+fn progress_bar(cap: &mut Capture, path: &std::path::Path) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(path.display().to_string());
+    let b = bar.clone();
+    cap.report_progress(move |_, bytes| {
+        if let Some(n) = bytes {
+            b.set_position(n);
+        }
+    });
+    Some(bar)
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(a) => a,
@@ -142,6 +195,11 @@ fn main() -> ExitCode {
     let mut total = RunStats::default();
     let (mut flows, mut skype) = (0u64, 0u64);
     let mut failed = false;
+    let mut write = |out: &mut RecordWriter<_>, capture: &str, r: &FlowRecord| {
+        flows += 1;
+        skype += u64::from(r.verdict.label == Label::Skype);
+        out.write(capture, r)
+    };
 
     if let Some(iface) = &args.interface {
         let mut cap = match Capture::open_live(iface, args.filter.as_deref()) {
@@ -154,73 +212,54 @@ fn main() -> ExitCode {
         if let Some(s) = args.duration {
             cap.stop_at(Instant::now() + std::time::Duration::from_secs_f64(s.max(0.0)));
         }
-        let mut c = Classifier::with_table(model.clone(), table.clone());
-        c.keep_evidence_for_records(true);
-        let name = iface.clone();
-        let mut handle = |c: &mut Classifier| -> bool {
-            for e in c.drain_events() {
-                match e {
-                    Event::FlowEnded(r) | Event::Revised(r) => {
-                        flows += 1;
-                        skype += u64::from(r.verdict.label == skype_dpi::verdict::Label::Skype);
-                        if out.write(&name, &r).and_then(|_| out.flush()).is_err() {
-                            return false;
-                        }
-                    }
-                    Event::Verdict { key, verdict, .. } => {
-                        eprintln!(
-                            "verdict: {:?} {} -> {}",
-                            key,
-                            verdict.label.as_str(),
-                            verdict.kind.map_or("-", |k| k.as_str())
-                        );
-                    }
-                    Event::EndpointRecognised(ep) => eprintln!("endpoint: {ep} is a Skype client"),
-                }
+        catch_signals();
+        cap.stop_on(&STOP);
+        let (stats, error) = analyze_live(cap, &model, table.clone(), |e| match e {
+            Event::FlowEnded(r) | Event::Revised(r) => {
+                write(&mut out, iface, r).and_then(|_| out.flush()).is_ok()
             }
-            true
-        };
-        let result = cap.for_each(|raw| {
-            let _ = c.push(raw);
-            handle(&mut c)
+            Event::Verdict { key, verdict, .. } => {
+                eprintln!(
+                    "verdict: {key} {} {}",
+                    verdict.label.as_str(),
+                    verdict.kind.map_or("-", |k| k.as_str())
+                );
+                true
+            }
+            Event::EndpointRecognised(ep) => {
+                eprintln!("endpoint: {ep} is a Skype client");
+                true
+            }
+            _ => true,
         });
-        if let Err(e) = result {
+        if let Some(e) = error {
             eprintln!("classify: {e}");
             failed = true;
         }
-        // Every flow still open is reported.
-        c.finish_all();
-        handle(&mut c);
-        total = c.stats();
+        total = stats;
     }
 
     for path in &args.captures {
-        let report = match analyze_file_parallel(
-            path,
-            args.filter.as_deref(),
-            &model,
-            table.clone(),
-            args.threads,
-        ) {
-            Ok(r) => r,
+        let mut cap = match Capture::open_file(path, args.filter.as_deref()) {
+            Ok(c) => c,
             Err(e) => {
                 eprintln!("classify: {e}");
                 failed = true;
                 continue;
             }
         };
+        let bar = progress_bar(&mut cap, path);
+        let report = analyze_capture_parallel(cap, &model, table.clone(), args.threads);
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
         for r in &report.records {
-            flows += 1;
-            skype += u64::from(r.verdict.label == skype_dpi::verdict::Label::Skype);
-            if let Err(e) = out.write(&report.capture, r) {
+            if let Err(e) = write(&mut out, &report.capture, r) {
                 eprintln!("classify: cannot write output: {e}");
                 return ExitCode::FAILURE;
             }
         }
-        total.frames += report.stats.frames;
-        total.packets += report.stats.packets;
-        total.skipped.merge(&report.stats.skipped);
-        total.flows += report.stats.flows;
+        total.merge(&report.stats);
         if let Some(e) = report.error {
             eprintln!("classify: {e}");
             failed = true;

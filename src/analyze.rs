@@ -70,6 +70,35 @@ pub fn analyze_capture(mut cap: Capture, model: &Model, table: FlowTableConfig) 
     }
 }
 
+/// Classifies a live capture until it ends, fails or is stopped
+/// ([`Capture::stop_on`], [`Capture::stop_at`]): each event goes to `sink`
+/// as it happens (a Skype verdict as soon as it is reached, a flow's record
+/// when it ends), and at the end every flow still open is ended and
+/// reported. `sink` returns false to stop early. Returns the run's counters
+/// and the capture's error, if it failed.
+pub fn analyze_live(
+    mut cap: Capture,
+    model: &Model,
+    table: FlowTableConfig,
+    mut sink: impl FnMut(&Event) -> bool,
+) -> (RunStats, Option<CaptureError>) {
+    let mut c = Classifier::with_table(model.clone(), table);
+    c.keep_evidence_for_records(true);
+    let mut go_on = true;
+    let result = cap.for_each(|raw| {
+        let _ = c.push(raw);
+        for e in c.drain_events() {
+            go_on &= sink(&e);
+        }
+        go_on
+    });
+    c.finish_all();
+    for e in c.drain_events() {
+        sink(&e);
+    }
+    (c.stats(), result.err())
+}
+
 /// Opens and analyses a capture file.
 pub fn analyze_file(
     path: &Path,
@@ -153,7 +182,7 @@ struct Shard {
 /// Analyses one capture with `threads` workers: the reading thread turns
 /// each frame into a [`PacketRecord`] ([`PacketRecord::of_frame`]), shards
 /// the flow by a keyed symmetric hash of the 5-tuple (both directions go to
-/// the same worker, [`PacketRecord::symmetric_hash`]) and hands batches of
+/// the same worker, [`FlowHasher::record_hash`]) and hands batches of
 /// records to the workers, each a [`Classifier`] of its own. Endpoint
 /// evidence spans shards, so the workers log it and it is replayed in
 /// capture order at the end, as one thread would apply it: the verdicts are
@@ -224,7 +253,8 @@ pub fn analyze_capture_parallel(
     let mut seq = 0u64;
     let result = cap.for_each(|raw| {
         seq += 1;
-        let r = match PacketRecord::of_frame(raw, &tests) {
+        let judge = |b: &[u8]| crate::endpoint::encrypted_from_first_byte(b, &tests);
+        let r = match PacketRecord::of_frame(raw, judge) {
             Ok(r) => r,
             Err(reason) => {
                 reader_stats.frames += 1;
@@ -232,7 +262,7 @@ pub fn analyze_capture_parallel(
                 return true;
             }
         };
-        let shard = shard_of(r.symmetric_hash(&hasher), threads);
+        let shard = shard_of(hasher.record_hash(&r), threads);
         let Some(b) = current.get_mut(shard) else {
             return false;
         };

@@ -3,6 +3,7 @@
 //! the same code path as [`RawPacket`]s.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::packet::{RawPacket, Timestamp};
 
@@ -82,6 +83,32 @@ fn leave_stream_unlocked(cap: &pcap::Capture<pcap::Offline>) {
     let _ = cap;
 }
 
+/// The position of libpcap's file stream (`ftell`).
+fn file_position(cap: &pcap::Capture<pcap::Offline>) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
+        }
+        // SAFETY: `as_ptr` is the live handle `cap` owns; `pcap_file` only
+        // returns its stream (null for a handle without one) and `ftell`
+        // only reads the stream's position. The stream is read only through
+        // this handle, by `&mut self`, never while `&self` is held here.
+        unsafe {
+            let fp = pcap_file(cap.as_ptr().cast());
+            if fp.is_null() {
+                return None;
+            }
+            u64::try_from(libc::ftell(fp)).ok()
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = cap;
+        None
+    }
+}
+
 /// Where frames come from.
 pub enum CaptureSource {
     /// A pcap or pcapng file.
@@ -97,7 +124,12 @@ pub struct Capture {
     link_type: u32,
     frames: u64,
     deadline: Option<std::time::Instant>,
+    stop: Option<&'static AtomicBool>,
+    progress: Option<ProgressFn>,
 }
+
+/// A progress callback: frames read, bytes read (files).
+type ProgressFn = Box<dyn FnMut(u64, Option<u64>) + Send>;
 
 impl Capture {
     /// Opens a capture file, with an optional BPF filter.
@@ -122,6 +154,8 @@ impl Capture {
             link_type,
             frames: 0,
             deadline: None,
+            stop: None,
+            progress: None,
         })
     }
 
@@ -157,6 +191,8 @@ impl Capture {
             link_type,
             frames: 0,
             deadline: None,
+            stop: None,
+            progress: None,
         })
     }
 
@@ -164,6 +200,28 @@ impl Capture {
     /// which otherwise runs until an error.
     pub fn stop_at(&mut self, deadline: std::time::Instant) {
         self.deadline = Some(deadline);
+    }
+
+    /// Stops [`Capture::for_each`] (with Ok) once `flag` is set, e.g. by a
+    /// SIGINT handler: checked at every frame and, on an idle live link,
+    /// every few milliseconds.
+    pub fn stop_on(&mut self, flag: &'static AtomicBool) {
+        self.stop = Some(flag);
+    }
+
+    /// Calls `f` with the frames read so far and the bytes read every 65536
+    /// frames of a capture file, for a progress display.
+    pub fn report_progress(&mut self, f: impl FnMut(u64, Option<u64>) + Send + 'static) {
+        self.progress = Some(Box::new(f));
+    }
+
+    /// How far into a capture file reading has come, in bytes (None for a
+    /// live capture, or where the C library cannot tell).
+    pub fn bytes_read(&self) -> Option<u64> {
+        match &self.source {
+            CaptureSource::File(cap) => file_position(cap),
+            CaptureSource::Live(_) => None,
+        }
     }
 
     /// The file or interface name.
@@ -192,8 +250,16 @@ impl Capture {
             if self
                 .deadline
                 .is_some_and(|d| std::time::Instant::now() >= d)
+                || self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
             {
                 return Ok(());
+            }
+            if self.frames & 0xFFFF == 0xFFFF {
+                if let (Some(report), CaptureSource::File(c)) =
+                    (self.progress.as_mut(), &self.source)
+                {
+                    report(self.frames + 1, file_position(c));
+                }
             }
             let next = match &mut self.source {
                 CaptureSource::File(c) => c.next_packet(),

@@ -6,7 +6,7 @@
 //!    ([`crate::flow`]);
 //! 2. count what an endpoint's verdict asks of the flow's own messages
 //!    (the FUNC bytes of UDP, a TCP flow's random first payload,
-//!    [`FlowAgreement`]);
+//!    `FlowAgreement`);
 //! 3. update the direction's features ([`crate::features`]) and look with
 //!    the sequential tests: the groups ([`crate::csc`]), the header
 //!    ([`crate::dft`]), a completed rhythm window ([`crate::nbc`]);
@@ -325,7 +325,7 @@ struct FinalState {
 /// The per-flow state the classifier keeps in the flow table: 32 bytes
 /// inline, plus the boxed features while the verdict is not final.
 #[derive(Debug, Clone)]
-pub struct FlowState(StateInner);
+pub(crate) struct FlowState(StateInner);
 
 #[derive(Debug, Clone)]
 enum StateInner {
@@ -385,6 +385,7 @@ impl FlowState {
 }
 
 /// What a flow costs in memory, in bytes.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowMemory {
     /// An undecided flow: table slot and index entry plus its features.
@@ -410,6 +411,7 @@ pub fn flow_memory() -> FlowMemory {
 }
 
 /// Per-direction evidence in a flow record.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DirectionRecord {
     /// Packets.
@@ -425,6 +427,7 @@ pub struct DirectionRecord {
 }
 
 /// Everything known about a flow when it ends: the public flow record.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRecord {
     /// The 5-tuple, initiator first.
@@ -470,6 +473,16 @@ impl FlowRecord {
         self.directions[0].payload_bytes + self.directions[1].payload_bytes
     }
 
+    /// The flow's evidence (both directions and the rhythm test), as the
+    /// verdict read it ([`crate::verdict::contradiction_of`] says what a
+    /// "not_skype" rests on).
+    pub fn evidence(&self) -> FlowEvidence {
+        FlowEvidence {
+            directions: [self.directions[0].evidence, self.directions[1].evidence],
+            rhythm: self.rhythm,
+        }
+    }
+
     /// The UDP endpoints of the flow (none for TCP).
     pub fn endpoints(&self) -> Option<[EndpointKey; 2]> {
         (self.key.transport == Transport::Udp).then_some([
@@ -488,6 +501,7 @@ impl FlowRecord {
 /// What the classifier reports.
 // The verdict's evidence is inline: events go through a reused buffer, and
 // boxing it would allocate once per verdict on the packet path.
+#[non_exhaustive]
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -510,6 +524,7 @@ pub enum Event {
 }
 
 /// Run counters.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunStats {
     /// Frames pushed.
@@ -522,6 +537,17 @@ pub struct RunStats {
     pub flows: u64,
     /// Most flows held at once.
     pub peak_flows: u64,
+}
+
+impl RunStats {
+    /// Adds another run's counters (the peak is the larger one's).
+    pub fn merge(&mut self, other: &RunStats) {
+        self.frames += other.frames;
+        self.packets += other.packets;
+        self.skipped.merge(&other.skipped);
+        self.flows += other.flows;
+        self.peak_flows = self.peak_flows.max(other.peak_flows);
+    }
 }
 
 /// How many ended, not-Skype UDP flows are remembered so that an endpoint
@@ -544,9 +570,12 @@ pub struct Classifier {
     frame_seq: u64,
     /// Whether decided flows keep their evidence for their records.
     keep_evidence: bool,
+    /// The label and kind of the flow of the last frame pushed, after it.
+    last: (Label, Option<Kind>),
 }
 
 /// One message as an endpoint sees it, logged by a shard for replay.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointObservation {
     /// Capture-wide frame number (orders the replay).
@@ -571,6 +600,13 @@ impl EndpointObservation {
         &self.head[..usize::from(self.len).min(8)]
     }
 }
+
+/// A classifier moves to the thread that owns it: one per core or NIC
+/// queue (`examples/per_core.rs`).
+const _: () = {
+    const fn is_send<T: Send>() {}
+    is_send::<Classifier>()
+};
 
 /// Frames that [`Classifier::push_burst`] decodes and prefetches before
 /// accounting them.
@@ -600,6 +636,7 @@ impl Classifier {
             endpoint_log: None,
             frame_seq: 0,
             keep_evidence: false,
+            last: (Label::Undecided, None),
         }
     }
 
@@ -667,10 +704,25 @@ impl Classifier {
         !self.events.is_empty()
     }
 
+    /// The verdict label of the flow of the last frame pushed, as it stands
+    /// after that frame: what a firewall acts on for the frame
+    /// (`Undecided` for a frame that was skipped).
+    #[inline]
+    pub fn last_label(&self) -> Label {
+        self.last.0
+    }
+
+    /// The Skype kind of the flow of the last frame pushed, when Skype.
+    #[inline]
+    pub fn last_kind(&self) -> Option<Kind> {
+        self.last.1
+    }
+
     /// Pushes one frame; events go to the buffer ([`Classifier::drain_events`]).
     /// Returns the skip reason when the frame was not a TCP/UDP packet.
     pub fn push(&mut self, raw: &RawPacket<'_>) -> Result<(), SkipReason> {
         self.stats.frames += 1;
+        self.last = (Label::Undecided, None);
         // The common case straight from its view of the frame, the rest
         // through the general decoder (`packet::decode`, the same answer).
         let decoded = match crate::wire::link::network_of(raw.link_type, raw.data) {
@@ -779,6 +831,7 @@ impl Classifier {
             endpoint_log,
             frame_seq,
             keep_evidence,
+            last,
             ..
         } = self;
         // Step 1: the flow.
@@ -821,6 +874,8 @@ impl Classifier {
             }
             ctx.give_verdict(p, key, counters, state);
         }
+        let v = state.verdict();
+        *last = (v.label, v.kind);
         if !ended_here.is_empty() {
             for f in ended_here {
                 self.finish(f);
@@ -861,7 +916,12 @@ impl Classifier {
     }
 
     fn finish(&mut self, f: EndedFlow<FlowState>) {
-        let rec = self.record(f);
+        let mut rec = self.record(f);
+        // An undecided flow whose endpoint is already recognised takes its
+        // verdict now (it may have had no packet since the recognition).
+        if self.method.config.endpoint.enabled && self.endpoint_log.is_none() {
+            revise_with(&mut rec, &mut self.endpoints);
+        }
         let agreement = FlowAgreement::of(&rec);
         if rec.verdict.label == Label::Undecided
             && agreement.agrees(rec.key.transport, &self.method.config.endpoint)

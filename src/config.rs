@@ -53,6 +53,7 @@ pub const CSC_WINDOW_PACKETS: u16 = 255;
 /// far off in its tails below about 80 samples). Windows are independent
 /// tests, and the threshold of the w-th window adds ln(pi^2 w^2 / 6) so that
 /// the alphas of all windows sum to `group_alpha`.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CscConfig {
@@ -121,6 +122,7 @@ impl Default for CscConfig {
 /// messages whose FUNC value is unknown (E2E) or whose prefix changed (E2O).
 /// Under Skype its likelihood ratio is a supermartingale, so the chance of
 /// ever crossing `1 / contradiction_alpha` is at most that alpha (Ville).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DftConfig {
@@ -180,6 +182,7 @@ impl Default for DftConfig {
 /// -ln(1 / `other_alpha`). Were the model's likelihoods exact, those would
 /// be the two error rates (up to a factor of 1 + e^-clamp a window); they
 /// are a model's, so the README gives the rates measured as well.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NbcConfig {
@@ -244,6 +247,7 @@ impl Default for NbcConfig {
 /// known FUNC values in nearly every message, the FUNC byte's low nibble
 /// structured, the encrypted body random, a message ID that changes from
 /// message to message, many distinct peers.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
@@ -317,6 +321,7 @@ impl Default for EndpointConfig {
 }
 
 /// How the classifiers' answers combine into a verdict (method.md §5).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerdictConfig {
@@ -341,6 +346,7 @@ impl Default for VerdictConfig {
 }
 
 /// All tunable numbers of the method; part of every model file.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MethodConfig {
@@ -357,6 +363,7 @@ pub struct MethodConfig {
 }
 
 /// Flow-table settings: operational, not part of the method; not in the model.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowTableConfig {
     /// UDP idle timeout, seconds: 120 (issue 2).
@@ -371,6 +378,16 @@ pub struct FlowTableConfig {
     /// table holds at most [`MAX_FLOWS_PER_TABLE`](crate::flow::MAX_FLOWS_PER_TABLE)
     /// whatever this says.
     pub max_flows: usize,
+}
+
+impl FlowTableConfig {
+    /// The default settings with at most `max_flows` flows held at once.
+    pub fn with_max_flows(max_flows: usize) -> Self {
+        FlowTableConfig {
+            max_flows,
+            ..FlowTableConfig::default()
+        }
+    }
 }
 
 impl Default for FlowTableConfig {

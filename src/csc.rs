@@ -112,6 +112,7 @@ impl CscClass {
 /// the per-sample terms of the fixed-bit likelihood ratio. Built once per
 /// classifier from the configuration.
 #[derive(Debug, Clone)]
+#[doc(hidden)]
 pub struct GroupTests {
     /// ln Gamma(k + a) - ln Gamma(a), for a count k.
     ln_gamma_count: [f64; 256],
@@ -201,6 +202,7 @@ impl GroupTests {
 }
 
 /// The window (1-based) that a direction's current counts belong to.
+#[doc(hidden)]
 pub fn window_index(counts: &NibbleCounts, sampled_total: u32) -> u32 {
     sampled_total.saturating_sub(counts.samples()) / u32::from(CSC_WINDOW_PACKETS) + 1
 }

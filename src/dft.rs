@@ -15,6 +15,7 @@ use crate::config::DftConfig;
 use crate::features::DftCounts;
 
 /// The DFT's class of a direction, as the records show it.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum DftClass {

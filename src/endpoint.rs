@@ -118,6 +118,7 @@ impl EndpointState {
 }
 
 /// Why an endpoint does or does not match the signature.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointCheck {
@@ -168,7 +169,7 @@ pub fn check(s: &EndpointState, cfg: &EndpointConfig) -> EndpointCheck {
 /// A set that keeps at most `capacity` members, forgetting the oldest
 /// first, and counts what it forgot.
 #[derive(Debug, Clone)]
-pub struct BoundedSet<T: Hash + Eq + Copy> {
+pub(crate) struct BoundedSet<T: Hash + Eq + Copy> {
     members: HashSet<T, RandomState>,
     order: VecDeque<T>,
     capacity: usize,
@@ -217,11 +218,6 @@ impl<T: Hash + Eq + Copy> BoundedSet<T> {
         self.order.len()
     }
 
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
     /// Members forgotten to keep the bound.
     pub fn forgotten(&self) -> u64 {
         self.forgotten
@@ -233,6 +229,7 @@ impl<T: Hash + Eq + Copy> BoundedSet<T> {
 /// or SSH, BitTorrent's plaintext handshake) and no structure in the
 /// nibbles of its first 127 bytes by the sequential group test (at least 16
 /// bytes). Skype's TCP is RC4 from the first byte (method.md §1).
+#[doc(hidden)]
 pub fn encrypted_from_first_byte(payload: &[u8], tests: &GroupTests) -> bool {
     if payload.len() < 16 {
         return false;
@@ -317,6 +314,11 @@ impl EndpointTable {
         self.recognised.iter()
     }
 
+    /// Recognised clients remembered now (at most `max_recognised`).
+    pub fn recognised_len(&self) -> usize {
+        self.recognised.len()
+    }
+
     /// Recognised clients, Skype peers and peer ports forgotten to keep
     /// the bound.
     pub fn forgotten(&self) -> u64 {
@@ -352,11 +354,6 @@ impl EndpointTable {
     /// The state of an endpoint, if held.
     pub fn get(&self, key: &EndpointKey) -> Option<&EndpointState> {
         self.map.get(key)
-    }
-
-    /// The tests the endpoint signature uses.
-    pub fn tests(&self) -> &GroupTests {
-        &self.tests
     }
 
     fn peer_hash(&self, ip: &IpAddr) -> u32 {

@@ -15,8 +15,9 @@ use crate::flow::FlowKey;
 use crate::labels::{load_spec, LabelClass, LabelError};
 use crate::model::Model;
 use crate::nbc::{NbcDecision, NbcScore};
+use crate::plots::PlotData;
 use crate::train::capture_windows;
-use crate::verdict::{contradiction_of, FlowEvidence, Label, Via};
+use crate::verdict::{contradiction_of, Label, Via};
 
 /// One evaluated flow, as listed in reports.
 #[derive(Debug, Clone, Serialize)]
@@ -229,21 +230,6 @@ pub struct MediaRow {
     pub passed: u64,
 }
 
-/// Samples for the report's pictures.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PlotData {
-    /// log10(chi2 + 1) per group, directions of Skype flows (>= 10 samples).
-    pub chi2_skype: Vec<[f64; 16]>,
-    /// Same, directions of negative flows.
-    pub chi2_other: Vec<[f64; 16]>,
-    /// Mean NBC log-odds of directions with windows, by class name.
-    pub log_odds: BTreeMap<String, Vec<f64>>,
-    /// Packets to verdict of true positives.
-    pub packets_to_verdict: Vec<u64>,
-    /// Seconds to verdict of true positives.
-    pub seconds_to_verdict: Vec<f64>,
-}
-
 /// A whole evaluation.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Evaluation {
@@ -357,10 +343,7 @@ pub fn evaluate(model: &Model, specs: &[String]) -> Result<Evaluation, EvalError
                 let listed = || ListedFlow::new(&capture, &l.label, l.class, r);
                 let skype = r.verdict.label == Label::Skype;
                 if r.verdict.label == Label::NotSkype && !r.evidence_released {
-                    let flow = FlowEvidence {
-                        directions: [r.directions[0].evidence, r.directions[1].evidence],
-                        rhythm: r.rhythm,
-                    };
+                    let flow = r.evidence();
                     if contradiction_of(&flow, r.key.transport, &model.config).is_none() {
                         m.not_skype_without_contradiction += 1;
                     }

@@ -14,6 +14,7 @@ use crate::packet::{Timestamp, Transport};
 /// Group `2k` is the low nibble of byte `k`, group `2k+1` its high nibble,
 /// whatever the host's byte order (method.md §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct NibbleCounts {
     counts: [[u8; NIBBLE_VALUES]; CSC_GROUPS],
     samples: u8,
@@ -30,6 +31,7 @@ impl Default for NibbleCounts {
 
 /// The group that holds bit `bit` (0 = least significant) of payload byte
 /// `byte`: the low nibble of byte k is group 2k, the high nibble 2k+1.
+#[doc(hidden)]
 pub const fn group_of_bit(byte: usize, bit: u32) -> usize {
     2 * byte + (bit as usize / 4)
 }
@@ -103,6 +105,7 @@ impl NibbleCounts {
 /// within it. The one test of "is this message's FUNC value a known Skype
 /// one", used by the header check, the flows' FUNC counts and the endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[doc(hidden)]
 pub struct FuncSet(u32);
 
 impl FuncSet {
@@ -141,6 +144,7 @@ impl FuncSet {
 
 /// The counters of the per-packet header check (DFT, method.md §3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct DftCounts {
     /// Packets with a payload.
     pub packets: u32,
@@ -255,6 +259,7 @@ impl WindowFeatures {
 
 /// Running sums of the current rhythm window of one direction.
 #[derive(Debug, Clone, PartialEq)]
+#[doc(hidden)]
 pub struct RhythmWindow {
     n: u16,
     /// The first share's count (see [`WindowFeatures`]).
@@ -302,6 +307,7 @@ fn ln_mean_cv(n: f64, sum: f64, sum2: f64) -> (f64, f64) {
 
 /// Whether a payload length is in one of the video bands.
 #[inline]
+#[doc(hidden)]
 pub fn in_video_band(payload_len: u32, config: &NbcConfig) -> bool {
     config
         .video_bands
@@ -391,6 +397,7 @@ impl RhythmWindow {
 
 /// What one packet changed in a direction's features.
 #[derive(Debug, Clone, Copy, Default)]
+#[doc(hidden)]
 pub struct Observed {
     /// The packet was sampled by the chi-square test.
     pub sampled: bool,
@@ -400,6 +407,7 @@ pub struct Observed {
 
 /// The features of one direction of a flow.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[doc(hidden)]
 pub struct DirectionFeatures {
     /// Chi-square window.
     pub nibbles: NibbleCounts,

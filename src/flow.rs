@@ -32,6 +32,23 @@ pub struct FlowKey {
     pub dst_port: u16,
 }
 
+impl std::fmt::Display for FlowKey {
+    /// `udp 10.0.0.1:5000 -> [2001:db8::1]:443`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ep = |ip: &std::net::IpAddr, port: u16| match ip {
+            std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+            std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+        };
+        write!(
+            f,
+            "{} {} -> {}",
+            self.transport.as_str(),
+            ep(&self.src_ip, self.src_port),
+            ep(&self.dst_ip, self.dst_port)
+        )
+    }
+}
+
 impl FlowKey {
     /// The key of a packet, its sender as `src`.
     pub fn of(p: &Packet<'_>) -> FlowKey {
@@ -63,12 +80,6 @@ impl FlowKey {
         } else {
             self.reversed()
         }
-    }
-
-    /// A hash that is the same for both directions, for sharding flows over
-    /// worker threads. Keyed with `seed` so shards cannot be targeted.
-    pub fn symmetric_hash(&self, state: &RandomState) -> u64 {
-        state.hash_one(self.canonical())
     }
 }
 
@@ -183,6 +194,7 @@ impl PackedKey {
 /// the packet, and the keyed hash of the key (the same for both directions).
 /// Made once per packet by the table ([`FlowTable::lookup`]).
 #[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
 pub struct FlowLookup {
     key: PackedKey,
     hash: u64,
@@ -236,6 +248,7 @@ pub(crate) fn prefetch_lines<T: ?Sized>(r: &T, len: usize) {
 /// key. Without the keys, crafted 5-tuples cannot be made to collide, so
 /// they cannot flood one bucket.
 #[derive(Debug, Clone)]
+#[doc(hidden)]
 pub struct FlowHasher {
     k: [u64; 7],
 }
@@ -280,6 +293,15 @@ impl FlowHasher {
         let one = |e: [u64; 3]| fold(e[0] ^ k[0], e[1] ^ k[1]) ^ fold(e[2] ^ k[2], k[3]);
         fold(one(a).wrapping_add(one(b)) ^ proto ^ k[4], k[5])
     }
+
+    /// A keyed hash of a packet record's 5-tuple that is the same for both
+    /// directions ([`FlowHasher::endpoint_pair`]): what a sharded reader
+    /// picks the worker by, without building the flow's key.
+    #[inline]
+    pub fn record_hash(&self, r: &crate::packet::PacketRecord) -> u64 {
+        let (a, b, proto) = r.hash_words();
+        self.endpoint_pair(a, b, proto)
+    }
 }
 
 impl Default for FlowHasher {
@@ -305,6 +327,7 @@ impl Direction {
 }
 
 /// Why a flow ended. The names are those of the flow records.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndReason {
     /// No packet for the idle timeout.
@@ -428,6 +451,7 @@ impl<T> Slot<T> {
 
 /// A flow that left the table, with its state.
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct EndedFlow<T> {
     /// Its 5-tuple.
     pub key: FlowKey,
@@ -441,6 +465,7 @@ pub struct EndedFlow<T> {
 
 /// What [`FlowTable::update`] hands back for one packet: views into the
 /// flow's slot, nothing copied.
+#[doc(hidden)]
 pub struct Update<'t, T> {
     /// The packet's direction in its flow.
     pub direction: Direction,
@@ -456,6 +481,7 @@ pub struct Update<'t, T> {
 
 /// A view of a flow's key as the table stores it.
 #[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
 pub struct KeyRef<'t> {
     key: &'t PackedKey,
     lo_first: bool,
@@ -618,6 +644,7 @@ impl FlowIndex {
 }
 
 /// The bidirectional flow table.
+#[doc(hidden)]
 pub struct FlowTable<T> {
     config: FlowTableConfig,
     /// Slot numbers, found by the hash of the slot's key.
@@ -1221,11 +1248,46 @@ mod tests {
         }
     }
 
+    /// Both directions of a flow have the same shard hash; other flows,
+    /// and the same flow under other keys, almost never do.
     #[test]
-    fn symmetric_hash_is_symmetric() {
-        let s = RandomState::new();
+    fn the_shard_hash_is_symmetric() {
+        use crate::packet::PacketRecord;
+        let h = FlowHasher::new();
+        let g = FlowHasher::new();
+        let payload = [1u8; 12];
+        let packet = |src: &str, sp: u16, dst: &str, dp: u16, t: Transport| Packet {
+            ts: Timestamp(0),
+            src_ip: src.parse().unwrap(),
+            dst_ip: dst.parse().unwrap(),
+            src_port: sp,
+            dst_port: dp,
+            transport: t,
+            payload: &payload,
+            payload_len: 12,
+            tcp_flags: TcpFlags::default(),
+            random_head: None,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (i, (a, b)) in [
+            ("10.0.0.1", "192.168.7.9"),
+            ("2001:db8::1", "2001:db8::2:1"),
+            ("::ffff:10.0.0.1", "fe80::1"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (sp, dp) in [(1000u16, 2000u16), (2000, 1000), (53, 53), (0, 65535)] {
+                for t in [Transport::Udp, Transport::Tcp] {
+                    let fwd = PacketRecord::of(&packet(a, sp, b, dp, t), |_| false);
+                    let back = PacketRecord::of(&packet(b, dp, a, sp, t), |_| false);
+                    assert_eq!(h.record_hash(&fwd), h.record_hash(&back));
+                    assert_ne!(h.record_hash(&fwd), g.record_hash(&fwd));
+                    assert!(seen.insert(h.record_hash(&fwd)), "case {i}: collision");
+                }
+            }
+        }
         let k = FlowKey::of(&pkt(0.0, (1, 1000), (2, 53), Transport::Udp));
-        assert_eq!(k.symmetric_hash(&s), k.reversed().symmetric_hash(&s));
         assert_eq!(k.canonical(), k.reversed().canonical());
     }
 }

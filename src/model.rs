@@ -20,6 +20,7 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const DEFAULT_MODEL_JSON: &str = include_str!("../models/default.json");
 
 /// Where a model came from: enough to retrain it.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {

@@ -14,9 +14,13 @@
 //! ([`NbcScore`]), which decides media or other as soon as the sum crosses
 //! a boundary.
 
+#[cfg(feature = "train")]
 use linfa::traits::Fit;
+#[cfg(feature = "train")]
 use linfa::DatasetBase;
+#[cfg(feature = "train")]
 use linfa_bayes::{GaussianNb, NaiveBayes};
+#[cfg(feature = "train")]
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +130,7 @@ impl NbcModel {
     }
 }
 
+#[cfg(feature = "train")]
 /// Why a model could not be fitted.
 #[derive(Debug, thiserror::Error)]
 pub enum FitError {
@@ -140,6 +145,29 @@ pub enum FitError {
     Parameters(String),
 }
 
+impl WindowModel {
+    /// Checks the parameters: sizes, finite values, positive variances.
+    pub fn check(&self) -> Result<(), String> {
+        if self.features.len() != WindowFeatures::LEN {
+            return Err(format!(
+                "expected {} feature names, found {}",
+                WindowFeatures::LEN,
+                self.features.len()
+            ));
+        }
+        self.media.check("media")?;
+        self.other.check("other")
+    }
+
+    /// The log-odds of media over other for one window (natural log):
+    /// positive when the window looks like a call.
+    #[inline]
+    pub fn log_odds(&self, x: &WindowFeatures) -> f64 {
+        self.media.joint_log_likelihood(&x.0) - self.other.joint_log_likelihood(&x.0)
+    }
+}
+
+#[cfg(feature = "train")]
 impl WindowModel {
     /// Fits the model on windows and their labels (`true` = media) with
     /// `linfa_bayes::GaussianNb`, then sets equal class priors: the decision
@@ -252,26 +280,6 @@ impl WindowModel {
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
 
-    /// Checks the parameters: sizes, finite values, positive variances.
-    pub fn check(&self) -> Result<(), String> {
-        if self.features.len() != WindowFeatures::LEN {
-            return Err(format!(
-                "expected {} feature names, found {}",
-                WindowFeatures::LEN,
-                self.features.len()
-            ));
-        }
-        self.media.check("media")?;
-        self.other.check("other")
-    }
-
-    /// The log-odds of media over other for one window (natural log):
-    /// positive when the window looks like a call.
-    #[inline]
-    pub fn log_odds(&self, x: &WindowFeatures) -> f64 {
-        self.media.joint_log_likelihood(&x.0) - self.other.joint_log_likelihood(&x.0)
-    }
-
     /// linfa's joint log-likelihoods of (media, other) for windows, for tests
     /// and evaluation (allocates).
     pub fn linfa_log_odds(&self, windows: &[WindowFeatures]) -> Result<Vec<f64>, String> {
@@ -365,7 +373,7 @@ impl NbcScore {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "train"))]
 mod tests {
     use super::*;
 

@@ -120,8 +120,7 @@ pub struct Packet<'a> {
     pub payload_len: u32,
     /// TCP flags (all false for UDP).
     pub tcp_flags: TcpFlags,
-    /// Whether the payload is random from its first byte
-    /// ([`crate::endpoint::encrypted_from_first_byte`]), when the reader
+    /// Whether the payload is random from its first byte, when the reader
     /// that kept only the first bytes already judged it (a
     /// [`PacketRecord`] of a TCP payload); None: judged from `payload`.
     pub random_head: Option<bool>,
@@ -190,11 +189,11 @@ fn addr_bytes(ip: &IpAddr) -> [u8; 16] {
 }
 
 impl PacketRecord {
-    /// The record of `p`. A TCP payload is judged random from its first
-    /// byte or not ([`crate::endpoint::encrypted_from_first_byte`] with
-    /// `tests`) while the whole payload is at hand.
+    /// The record of `p`. A TCP payload is judged by `random_head` (is it
+    /// random from its first byte?) while the whole payload is at hand: the
+    /// record keeps only its first bytes.
     #[inline]
-    pub fn of(p: &Packet<'_>, tests: &crate::csc::GroupTests) -> PacketRecord {
+    pub fn of(p: &Packet<'_>, random_head: impl Fn(&[u8]) -> bool) -> PacketRecord {
         PacketRecord::with(
             p.ts,
             (addr_bytes(&p.src_ip), p.src_port),
@@ -204,7 +203,7 @@ impl PacketRecord {
             p.tcp_flags,
             p.payload,
             p.payload_len,
-            tests,
+            random_head,
         )
     }
 
@@ -221,13 +220,11 @@ impl PacketRecord {
         f: TcpFlags,
         payload: &[u8],
         payload_len: u32,
-        tests: &crate::csc::GroupTests,
+        judge: impl Fn(&[u8]) -> bool,
     ) -> PacketRecord {
         let (head, head_len) = head_of(payload);
         let bit = |on: bool, b: u8| if on { b } else { 0 };
-        let random_head = transport == Transport::Tcp
-            && !payload.is_empty()
-            && crate::endpoint::encrypted_from_first_byte(payload, tests);
+        let random_head = transport == Transport::Tcp && !payload.is_empty() && judge(payload);
         PacketRecord {
             ts: ts.0,
             src,
@@ -255,7 +252,7 @@ impl PacketRecord {
     #[inline]
     pub fn of_frame(
         raw: &RawPacket<'_>,
-        tests: &crate::csc::GroupTests,
+        random_head: impl Fn(&[u8]) -> bool,
     ) -> Result<PacketRecord, SkipReason> {
         let ip_bytes = match network_of(raw.link_type, raw.data)? {
             Network::Ip(b) => b,
@@ -271,23 +268,23 @@ impl PacketRecord {
                 v.tcp_flags,
                 v.data,
                 v.data.len() as u32,
-                tests,
+                random_head,
             ));
         }
-        decode_ip(raw.ts, ip_bytes).map(|p| PacketRecord::of(&p, tests))
+        decode_ip(raw.ts, ip_bytes).map(|p| PacketRecord::of(&p, random_head))
     }
 
-    /// A keyed hash of the record's 5-tuple that is the same for both
-    /// directions (the sum of one hash per endpoint): what a sharded reader
-    /// picks the worker by, without building the flow's key.
+    /// The record's two endpoints as words (an address's halves and a
+    /// port, each) and its protocol bits: what the sharding hash reads
+    /// ([`crate::flow::FlowHasher::record_hash`]).
     #[inline]
-    pub fn symmetric_hash(&self, hasher: &crate::flow::FlowHasher) -> u64 {
+    pub(crate) fn hash_words(&self) -> ([u64; 3], [u64; 3], u64) {
         let word = |a: &[u8; 16], half: usize| {
             let mut w = [0u8; 8];
             w.copy_from_slice(&a[half * 8..half * 8 + 8]);
             u64::from_le_bytes(w)
         };
-        hasher.endpoint_pair(
+        (
             [
                 word(&self.src, 0),
                 word(&self.src, 1),
@@ -339,6 +336,7 @@ impl PacketRecord {
 
 /// Why a frame was not turned into a [`Packet`]. Every skipped frame is
 /// counted under one of these.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SkipReason {
     /// The capture's link type is not decoded.
@@ -387,7 +385,7 @@ impl SkipReason {
 
 /// Counts of skipped frames by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SkipCounts(pub [u64; 6]);
+pub struct SkipCounts([u64; 6]);
 
 impl SkipCounts {
     /// Adds one frame skipped for `reason`.
@@ -474,6 +472,7 @@ pub fn decode<'a>(raw: &RawPacket<'a>) -> Result<Packet<'a>, SkipReason> {
 /// real captures): this only skips the general machinery on the per-packet
 /// path.
 #[inline]
+#[doc(hidden)]
 pub fn decode_common(ts: Timestamp, b: &[u8]) -> Option<Packet<'_>> {
     let v = CommonView::of(b)?;
     let addr = |a: [u8; 16]| -> IpAddr {
@@ -596,6 +595,7 @@ impl<'a> CommonView<'a> {
 
 /// Decodes an IP packet (either version) with `etherparse`'s lax slicers:
 /// options, extension headers, fragments and cut lengths included.
+#[doc(hidden)]
 pub fn decode_ip(ts: Timestamp, ip_bytes: &[u8]) -> Result<Packet<'_>, SkipReason> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|e| match e {
         etherparse::err::ip::LaxHeaderSliceError::Len(_) => SkipReason::Truncated,
@@ -736,8 +736,9 @@ mod tests {
             },
         ];
         let tests = crate::csc::GroupTests::new(&crate::config::CscConfig::default());
+        let judge = |b: &[u8]| crate::endpoint::encrypted_from_first_byte(b, &tests);
         for p in cases {
-            let r = PacketRecord::of(&p, &tests);
+            let r = PacketRecord::of(&p, judge);
             let q = r.packet();
             let n = p.payload.len().min(INSPECTED_PAYLOAD_BYTES);
             assert_eq!(q.payload, &p.payload[..n]);
@@ -754,47 +755,6 @@ mod tests {
             assert_eq!(q.random_head, judged);
         }
         assert_eq!(std::mem::size_of::<PacketRecord>(), 64);
-    }
-
-    /// Both directions of a flow have the same shard hash; other flows,
-    /// and the same flow under other keys, almost never do.
-    #[test]
-    fn the_shard_hash_is_symmetric() {
-        let h = crate::flow::FlowHasher::new();
-        let g = crate::flow::FlowHasher::new();
-        let payload = [1u8; 12];
-        let packet = |src: &str, sp: u16, dst: &str, dp: u16, t: Transport| Packet {
-            ts: Timestamp(0),
-            src_ip: src.parse().unwrap(),
-            dst_ip: dst.parse().unwrap(),
-            src_port: sp,
-            dst_port: dp,
-            transport: t,
-            payload: &payload,
-            payload_len: 12,
-            tcp_flags: TcpFlags::default(),
-            random_head: None,
-        };
-        let tests = crate::csc::GroupTests::new(&crate::config::CscConfig::default());
-        let mut seen = std::collections::HashSet::new();
-        for (i, (a, b)) in [
-            ("10.0.0.1", "192.168.7.9"),
-            ("2001:db8::1", "2001:db8::2:1"),
-            ("::ffff:10.0.0.1", "fe80::1"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            for (sp, dp) in [(1000u16, 2000u16), (2000, 1000), (53, 53), (0, 65535)] {
-                for t in [Transport::Udp, Transport::Tcp] {
-                    let fwd = PacketRecord::of(&packet(a, sp, b, dp, t), &tests);
-                    let back = PacketRecord::of(&packet(b, dp, a, sp, t), &tests);
-                    assert_eq!(fwd.symmetric_hash(&h), back.symmetric_hash(&h));
-                    assert_ne!(fwd.symmetric_hash(&h), fwd.symmetric_hash(&g));
-                    assert!(seen.insert(fwd.symmetric_hash(&h)), "case {i}: collision");
-                }
-            }
-        }
     }
 
     /// Records made straight from frames equal those of decoding first, for
@@ -840,10 +800,11 @@ mod tests {
         icmp[9] = 1;
         frames.push(icmp);
         let tests = crate::csc::GroupTests::new(&crate::config::CscConfig::default());
+        let judge = |b: &[u8]| crate::endpoint::encrypted_from_first_byte(b, &tests);
         for f in &frames {
             let r = raw(101, f);
-            let direct = PacketRecord::of_frame(&r, &tests);
-            let decoded = decode(&r).map(|p| PacketRecord::of(&p, &tests));
+            let direct = PacketRecord::of_frame(&r, judge);
+            let decoded = decode(&r).map(|p| PacketRecord::of(&p, judge));
             assert_eq!(direct, decoded, "frame {f:?}");
         }
     }

@@ -1,11 +1,11 @@
 //! The evaluation report's pictures, drawn as SVG with `plotters` (no
 //! system fonts needed: the SVG carries its text and the viewer renders it).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use plotters::prelude::*;
-
-use crate::evaluate::PlotData;
+use serde::Serialize;
 
 fn err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> String + '_ {
     move |e| format!("{}: {e}", path.display())
@@ -17,6 +17,21 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// Samples for the report's pictures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlotData {
+    /// log10(chi2 + 1) per group, directions of Skype flows (>= 10 samples).
+    pub chi2_skype: Vec<[f64; 16]>,
+    /// Same, directions of negative flows.
+    pub chi2_other: Vec<[f64; 16]>,
+    /// Mean NBC log-odds of directions with windows, by class name.
+    pub log_odds: BTreeMap<String, Vec<f64>>,
+    /// Packets to verdict of true positives.
+    pub packets_to_verdict: Vec<u64>,
+    /// Seconds to verdict of true positives.
+    pub seconds_to_verdict: Vec<f64>,
 }
 
 /// Median (with quartiles) of log10(chi2 + 1) per group for Skype and other

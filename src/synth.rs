@@ -1201,7 +1201,7 @@ impl Planner<'_> {
         let secs = cfg.call_seconds * (0.5 + 0.5 * (rng.below(1000) as f64 / 1000.0));
         let secs = match p {
             Profile::RandomUdpBulk | Profile::RandomTcpBulk | Profile::Quic => cfg.bulk_seconds,
-            Profile::Game => cfg.call_seconds.max(60.0) * 2.0,
+            Profile::Game => cfg.call_seconds * 2.0,
             _ => secs,
         };
         self.add(SynthFlow { a, b, profile: p }, start, secs, vlan);
@@ -1390,6 +1390,27 @@ impl Generator {
                 }
             }
         }
+        Self::of_plan(pl)
+    }
+
+    /// Exactly one flow of each of `profiles`, between fresh endpoints,
+    /// starting within `spread_seconds` of the start (calls last
+    /// `call_seconds`, drawn as for [`Generator::new`]): e.g. one call and
+    /// one look-alike to play through a firewall.
+    pub fn of_profiles(cfg: &SynthConfig, profiles: &[Profile]) -> Generator {
+        let mut pl = Planner {
+            cfg,
+            rng: Rng::new(cfg.seed),
+            flows: Vec::new(),
+        };
+        for &p in profiles {
+            pl.single(p);
+        }
+        Self::of_plan(pl)
+    }
+
+    fn of_plan(pl: Planner<'_>) -> Generator {
+        let loss = pl.cfg.loss;
         let Planner { rng, flows, .. } = pl;
         let mut heap = BinaryHeap::new();
         for (i, f) in flows.iter().enumerate() {
@@ -1401,7 +1422,7 @@ impl Generator {
             rng,
             flows,
             heap,
-            loss: cfg.loss,
+            loss,
         }
     }
 

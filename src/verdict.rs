@@ -42,6 +42,7 @@ impl Label {
 }
 
 /// Which kind of Skype traffic.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -78,6 +79,7 @@ impl Kind {
 }
 
 /// Where a verdict came from.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
@@ -98,6 +100,7 @@ impl Via {
 }
 
 /// A flow's verdict with its confidence and timing.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct Verdict {
     /// The answer.
@@ -116,6 +119,7 @@ pub struct Verdict {
 }
 
 /// The evidence of one direction, as the verdict reads it.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DirectionEvidence {
     /// Messages (packets with payload).
@@ -149,6 +153,7 @@ pub struct DirectionEvidence {
 /// both directions' windows are evidence about the flow: at 60 ms frames a
 /// window takes 1.8 s, and one from each direction decides about twice as
 /// soon as one direction alone).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FlowEvidence {
     /// Forward (initiator to responder) and backward.
@@ -163,6 +168,7 @@ fn logistic(x: f64) -> f64 {
 }
 
 /// What contradicts Skype in a direction.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contradiction {
     /// The rhythm test rejected the rhythm: not a call's.
@@ -196,6 +202,7 @@ impl Contradiction {
 }
 
 /// The state of one direction for the verdict.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirectionState {
     /// Every condition of a signature holds, and the rhythm is a call's.
@@ -228,7 +235,7 @@ impl DirectionState {
 
 /// The signatures a transport's directions are tested for, in the order
 /// they are tried.
-pub fn signatures(transport: Transport) -> &'static [ChiSquareSignature] {
+pub(crate) fn signatures(transport: Transport) -> &'static [ChiSquareSignature] {
     match transport {
         Transport::Udp => &[ChiSquareSignature::E2o, ChiSquareSignature::E2e],
         Transport::Tcp => &[ChiSquareSignature::Tcp],
@@ -238,7 +245,7 @@ pub fn signatures(transport: Transport) -> &'static [ChiSquareSignature] {
 /// Where a signature stands for a direction, the header check included
 /// (for UDP, when the configuration requires it), with the reason when
 /// contradicted.
-pub fn signature_state(
+pub(crate) fn signature_state(
     sig: ChiSquareSignature,
     e: &DirectionEvidence,
     config: &MethodConfig,
@@ -278,7 +285,7 @@ pub fn signature_state(
 }
 
 /// The signature that holds for a direction, the header check included.
-pub fn holding_signature(
+pub(crate) fn holding_signature(
     e: &DirectionEvidence,
     transport: Transport,
     config: &MethodConfig,
@@ -294,7 +301,7 @@ pub fn holding_signature(
 /// method.md §5); contradicted when the rhythm test (the flow's, or the
 /// direction's own) says other, or every signature of the transport is
 /// contradicted; else pending. Too few messages are never a contradiction.
-pub fn judge_direction(
+pub(crate) fn judge_direction(
     e: &DirectionEvidence,
     rhythm: &NbcScore,
     transport: Transport,
@@ -365,7 +372,7 @@ pub fn contradiction_of(
 
 /// A flow's verdict and whether it is final while the flow is open.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FlowJudgement {
+pub(crate) struct FlowJudgement {
     /// The verdict (its timing fields are the caller's).
     pub verdict: Verdict,
     /// For "not_skype": every direction that carries messages is
@@ -387,7 +394,7 @@ pub struct FlowJudgement {
 /// (Skype keeps sending through silence, \[BMM07\]): a contradicted
 /// direction vetoes the flow, and while the flow is open a Skype decision
 /// waits until both directions have given the rhythm test a window.
-pub fn judge_flow(
+pub(crate) fn judge_flow(
     flow: &FlowEvidence,
     transport: Transport,
     config: &MethodConfig,

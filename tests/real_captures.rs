@@ -14,7 +14,7 @@ use skype_dpi::labels::{
 };
 use skype_dpi::model::Model;
 use skype_dpi::packet::Transport;
-use skype_dpi::verdict::{contradiction_of, FlowEvidence, Label, Via};
+use skype_dpi::verdict::{contradiction_of, Label, Via};
 
 fn model() -> Model {
     Model::default_model().expect("default model")
@@ -221,10 +221,7 @@ fn csc_flags_on_negatives_are_pinned() {
                         r.key.dst_port,
                         if d == 0 { "fwd" } else { "bwd" }
                     );
-                    let flow = FlowEvidence {
-                        directions: [r.directions[0].evidence, r.directions[1].evidence],
-                        rhythm: r.rhythm,
-                    };
+                    let flow = r.evidence();
                     let why = contradiction_of(&flow, r.key.transport, &model().config)
                         .map_or("-", |c| c.as_str());
                     got.insert(
@@ -409,8 +406,9 @@ fn fast_decoder_agrees_with_etherparse() {
             continue;
         };
         let _ = cap.for_each(|raw| {
-            let direct = PacketRecord::of_frame(raw, &tests);
-            let decoded = decode(raw).map(|p| PacketRecord::of(&p, &tests));
+            let judge = |b: &[u8]| skype_dpi::endpoint::encrypted_from_first_byte(b, &tests);
+            let direct = PacketRecord::of_frame(raw, judge);
+            let decoded = decode(raw).map(|p| PacketRecord::of(&p, judge));
             assert_eq!(direct, decoded, "{}: record differs", f.display());
             if let Ok(Network::Ip(b)) = network_of(raw.link_type, raw.data) {
                 compared += 1;
@@ -457,10 +455,7 @@ fn not_skype_rests_on_a_contradiction() {
                 Label::Skype => {}
                 Label::NotSkype => {
                     assert!(!r.evidence_released);
-                    let flow = FlowEvidence {
-                        directions: [r.directions[0].evidence, r.directions[1].evidence],
-                        rhythm: r.rhythm,
-                    };
+                    let flow = r.evidence();
                     let c = contradiction_of(&flow, r.key.transport, &model.config);
                     let Some(c) = c else {
                         panic!(

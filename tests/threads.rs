@@ -81,10 +81,7 @@ fn threads_give_the_verdicts_of_one() {
 fn the_flow_bound_holds_for_the_whole_run() {
     let model = Model::default_model().unwrap();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample.pcap");
-    let table = FlowTableConfig {
-        max_flows: 40,
-        ..FlowTableConfig::default()
-    };
+    let table = FlowTableConfig::with_max_flows(40);
     let one = analyze_file(&sample, None, &model, FlowTableConfig::default()).unwrap();
     assert!(
         one.stats.peak_flows > 40,
