@@ -260,6 +260,13 @@ fn main() -> ExitCode {
             }
         }
         total.merge(&report.stats);
+        for f in &report.failures {
+            eprintln!(
+                "classify: {}: a worker failed: {f}; its flows are reported",
+                report.capture
+            );
+            failed = true;
+        }
         if let Some(e) = report.error {
             eprintln!("classify: {e}");
             failed = true;

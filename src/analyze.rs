@@ -5,7 +5,9 @@
 //! is read, revises the flows of endpoints recognised after those flows
 //! ended, so that the offline answer is the one the whole capture supports.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::capture::{Capture, CaptureError};
@@ -16,7 +18,13 @@ use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
 use crate::flow::FlowHasher;
 use crate::model::Model;
-use crate::packet::PacketRecord;
+use crate::packet::{PacketRecord, Timestamp};
+
+/// For tests: the frame number at which a worker of a multi-threaded run
+/// panics (0: never), to check that a failing worker is reported and its
+/// flows are not lost.
+#[doc(hidden)]
+pub static FAULT_AT_FRAME: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The result of analysing one capture.
 pub struct CaptureReport {
@@ -28,6 +36,10 @@ pub struct CaptureReport {
     pub stats: RunStats,
     /// Set when reading stopped early; the records are those read before.
     pub error: Option<CaptureError>,
+    /// Worker threads that failed (a panic), each with its cause; their
+    /// flows are reported all the same (ended where the worker failed, the
+    /// rest as new flows).
+    pub failures: Vec<String>,
     /// Wall-clock time of the analysis.
     pub elapsed: Duration,
     /// Endpoints recognised as Skype clients.
@@ -50,24 +62,47 @@ pub fn analyze_capture(mut cap: Capture, model: &Model, table: FlowTableConfig) 
             }
         }
     };
+    // Endpoint evidence is replayed at the end, as the shards of a
+    // multi-threaded run do: the records are the same with any number of
+    // threads, every field.
+    classifier.log_endpoints();
+    let mut seq = 0u64;
     let result = cap.for_each(|raw| {
+        seq += 1;
+        classifier.set_frame_seq(seq);
         let _ = classifier.push(raw);
         collect(&mut classifier, &mut records);
         true
     });
     classifier.finish_all();
     collect(&mut classifier, &mut records);
-    classifier.revise_records(&mut records);
-    let mut endpoints: Vec<EndpointKey> = classifier.endpoints().recognised().copied().collect();
-    endpoints.sort();
+    let log = classifier.take_endpoint_log();
+    let (records, endpoints) = settle(records, log, model);
     CaptureReport {
         capture: cap.name().to_string(),
         records,
         stats: classifier.stats(),
         error: result.err(),
+        failures: Vec::new(),
         elapsed: start.elapsed(),
         endpoints,
     }
+}
+
+/// The end of an offline run: the endpoint evidence replayed in capture
+/// order, the records revised by it, in the order of their first packet
+/// (then key), and the recognised endpoints sorted.
+fn settle(
+    mut records: Vec<FlowRecord>,
+    log: Vec<crate::classifier::EndpointObservation>,
+    model: &Model,
+) -> (Vec<FlowRecord>, Vec<EndpointKey>) {
+    let mut table = replay_endpoints(log, &model.config);
+    revise_records(&mut records, &mut table);
+    records.sort_by_key(|r| (r.first_seen, r.key));
+    let mut endpoints: Vec<EndpointKey> = table.recognised().copied().collect();
+    endpoints.sort();
+    (records, endpoints)
 }
 
 /// Classifies a live capture until it ends, fails or is stopped
@@ -177,6 +212,44 @@ struct Shard {
     records: Vec<FlowRecord>,
     stats: RunStats,
     log: Vec<crate::classifier::EndpointObservation>,
+    failures: Vec<String>,
+}
+
+/// Ends a worker's classifier: its open flows' records, counters and
+/// endpoint log go to the shard (under `catch_unwind`: a classifier that
+/// failed may fail again, and then what it had is lost, and said).
+fn retire(c: &mut Classifier, shard: &mut Shard, end: Timestamp) {
+    let done = catch_unwind(AssertUnwindSafe(|| {
+        c.finish_all_at(end);
+        let records: Vec<FlowRecord> = c
+            .drain_events()
+            .filter_map(|e| match e {
+                Event::FlowEnded(r) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        (records, c.stats(), c.take_endpoint_log())
+    }));
+    match done {
+        Ok((records, stats, log)) => {
+            shard.records.extend(records);
+            shard.stats.merge(&stats);
+            shard.log.extend(log);
+        }
+        Err(cause) => shard.failures.push(format!(
+            "{} (while ending its flows: those still open were lost)",
+            panic_message(&cause)
+        )),
+    }
+}
+
+/// A panic's message.
+fn panic_message(cause: &Box<dyn std::any::Any + Send>) -> String {
+    cause
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
 }
 
 /// Analyses one capture with `threads` workers: the reading thread turns
@@ -209,6 +282,8 @@ pub fn analyze_capture_parallel(
         ..table
     };
     let (pool_tx, pool_rx) = mpsc::channel::<Batch>();
+    // The capture's last packet time, which every worker ends its flows at.
+    let end = std::sync::Arc::new(AtomicI64::new(i64::MIN));
     let mut senders = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     for _ in 0..threads {
@@ -217,40 +292,69 @@ pub fn analyze_capture_parallel(
         let pool_tx = pool_tx.clone();
         let model = model.clone();
         let table = table.clone();
+        let end_ts = end.clone();
         handles.push(std::thread::spawn(move || {
-            let mut c = Classifier::with_table(model, table);
-            c.keep_evidence_for_records(true);
-            c.log_endpoints();
-            let mut records = Vec::new();
+            let fresh = || {
+                let mut c = Classifier::with_table(model.clone(), table.clone());
+                c.keep_evidence_for_records(true);
+                c.log_endpoints();
+                c
+            };
+            let mut shard = Shard {
+                records: Vec::new(),
+                stats: RunStats::default(),
+                log: Vec::new(),
+                failures: Vec::new(),
+            };
+            let mut c = fresh();
+            let fault = FAULT_AT_FRAME.load(Ordering::Relaxed);
             while let Ok(mut batch) = rx.recv() {
-                for (r, seq) in batch.records.iter().zip(&batch.seqs) {
-                    c.push_record(&r.0, *seq);
+                let mut next = 0;
+                while next < batch.len() {
+                    let pushed = catch_unwind(AssertUnwindSafe(|| {
+                        for (r, seq) in batch.records[next..].iter().zip(&batch.seqs[next..]) {
+                            if *seq == fault {
+                                panic!("injected fault at frame {seq}");
+                            }
+                            c.push_record(&r.0, *seq);
+                            next += 1;
+                        }
+                    }));
+                    if let Err(cause) = pushed {
+                        // The classifier may be half-way through the packet:
+                        // end its flows as they stand, keep what it had, and
+                        // go on with a fresh one after that packet.
+                        shard.failures.push(panic_message(&cause));
+                        let at = batch
+                            .records
+                            .get(next)
+                            .map_or(Timestamp(i64::MIN), |r| r.0.ts());
+                        retire(&mut c, &mut shard, at);
+                        c = fresh();
+                        next += 1;
+                    }
                 }
                 for e in c.drain_events() {
                     if let Event::FlowEnded(r) = e {
-                        records.push(*r);
+                        shard.records.push(*r);
                     }
                 }
                 batch.clear();
                 let _ = pool_tx.send(batch);
             }
-            c.finish_all();
-            for e in c.drain_events() {
-                if let Event::FlowEnded(r) = e {
-                    records.push(*r);
-                }
-            }
-            Shard {
-                records,
-                stats: c.stats(),
-                log: c.take_endpoint_log(),
-            }
+            retire(
+                &mut c,
+                &mut shard,
+                Timestamp(end_ts.load(Ordering::Acquire)),
+            );
+            shard
         }));
     }
     drop(pool_tx);
     let mut current: Vec<Batch> = (0..threads).map(|_| Batch::new()).collect();
     let mut reader_stats = RunStats::default();
     let mut seq = 0u64;
+    let mut last_ts = i64::MIN;
     let result = cap.for_each(|raw| {
         seq += 1;
         let judge = |b: &[u8]| crate::endpoint::encrypted_from_first_byte(b, &tests);
@@ -262,6 +366,7 @@ pub fn analyze_capture_parallel(
                 return true;
             }
         };
+        last_ts = last_ts.max(r.ts().0);
         let shard = shard_of(hasher.record_hash(&r), threads);
         let Some(b) = current.get_mut(shard) else {
             return false;
@@ -276,6 +381,7 @@ pub fn analyze_capture_parallel(
         }
         true
     });
+    end.store(last_ts, Ordering::Release);
     for (shard, b) in current.into_iter().enumerate() {
         if b.len() > 0 {
             let _ = senders[shard].send(b);
@@ -285,25 +391,31 @@ pub fn analyze_capture_parallel(
     let mut records = Vec::new();
     let mut log = Vec::new();
     let mut stats = reader_stats;
-    for h in handles {
-        if let Ok(s) = h.join() {
-            records.extend(s.records);
-            log.extend(s.log);
-            stats.frames += s.stats.frames;
-            stats.packets += s.stats.packets;
-            stats.flows += s.stats.flows;
-            stats.peak_flows += s.stats.peak_flows;
+    let mut failures = Vec::new();
+    let mut peak = 0;
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(s) => {
+                records.extend(s.records);
+                log.extend(s.log);
+                peak += s.stats.peak_flows;
+                stats.merge(&s.stats);
+                failures.extend(s.failures.into_iter().map(|f| format!("worker {i}: {f}")));
+            }
+            Err(cause) => failures.push(format!(
+                "worker {i}: {} (its flows were lost)",
+                panic_message(&cause)
+            )),
         }
     }
-    let mut endpoints_table = replay_endpoints(log, &model.config);
-    revise_records(&mut records, &mut endpoints_table);
-    let mut endpoints: Vec<EndpointKey> = endpoints_table.recognised().copied().collect();
-    endpoints.sort();
+    stats.peak_flows = peak;
+    let (records, endpoints) = settle(records, log, model);
     CaptureReport {
         capture: cap.name().to_string(),
         records,
         stats,
         error: result.err(),
+        failures,
         elapsed: start.elapsed(),
         endpoints,
     }

@@ -299,6 +299,12 @@ impl PacketRecord {
         )
     }
 
+    /// The packet's capture time.
+    #[inline]
+    pub fn ts(&self) -> Timestamp {
+        Timestamp(self.ts)
+    }
+
     /// The packet, its payload cut to the bytes kept.
     #[inline]
     pub fn packet(&self) -> Packet<'_> {
