@@ -397,6 +397,11 @@ pub struct FlowMemory {
     /// the flow's record ([`Classifier::keep_evidence_for_records`], as
     /// `classify` does for the chi2 values it prints).
     pub decided_evidence: usize,
+    /// An endpoint tracked by endpoint correlation (key, state and a
+    /// hash-map control byte); the table holds at most
+    /// `endpoint.max_endpoints` of them, so a flood of new sources costs at
+    /// most that many times this, beside the flow table's cap.
+    pub endpoint: usize,
 }
 
 /// The memory a flow costs, from the sizes of the types (heap allocations
@@ -407,6 +412,7 @@ pub fn flow_memory() -> FlowMemory {
         undecided: table + std::mem::size_of::<OpenState>(),
         decided: table,
         decided_evidence: std::mem::size_of::<FlowEvidence>(),
+        endpoint: crate::endpoint::EndpointTable::bytes_per_endpoint(),
     }
 }
 
@@ -893,8 +899,20 @@ impl Classifier {
         }
     }
 
-    /// Ends every open flow (end of capture): their records are in the events.
+    /// Ends every open flow (end of capture): their records are in the
+    /// events. Flows already idle past their timeout at the last packet's
+    /// time end as idle, the others as `capture_end`.
     pub fn finish_all(&mut self) {
+        let now = self.table.now();
+        self.finish_all_at(now);
+    }
+
+    /// [`Classifier::finish_all`] at the time `now` (a shard of a
+    /// multi-threaded run ends at the capture's last packet, not its own).
+    pub fn finish_all_at(&mut self, now: Timestamp) {
+        if now.0 > i64::MIN {
+            self.expire(now);
+        }
         let mut ended = Vec::new();
         self.table.drain(&mut |f| ended.push(f));
         for f in ended {

@@ -351,6 +351,13 @@ impl EndpointTable {
             || self.peer_ports.contains(&(b.ip, a.port))
     }
 
+    /// Bytes an endpoint costs in the table: key, state and the hash map's
+    /// control byte (the map's spare capacity, up to an eighth, is not
+    /// counted).
+    pub fn bytes_per_endpoint() -> usize {
+        std::mem::size_of::<(EndpointKey, EndpointState)>() + 1
+    }
+
     /// The state of an endpoint, if held.
     pub fn get(&self, key: &EndpointKey) -> Option<&EndpointState> {
         self.map.get(key)

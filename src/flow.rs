@@ -202,6 +202,12 @@ pub struct FlowLookup {
 }
 
 impl FlowLookup {
+    /// The keyed hash of the flow's key (tests of the hash's spread).
+    #[doc(hidden)]
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
     /// The lookup of `p` with `hasher`. A table's index takes the entry's
     /// position from the hash's low bits and its tag from the top 8.
     #[inline]
@@ -272,6 +278,16 @@ impl FlowHasher {
         FlowHasher { k }
     }
 
+    /// A hasher with the given keys (made odd, as [`FlowHasher::new`]
+    /// makes them): for tests and benchmarks that play an attacker who
+    /// knows or guessed the keys. A table in use takes [`FlowHasher::new`].
+    #[doc(hidden)]
+    pub fn with_keys(keys: [u64; 7]) -> Self {
+        FlowHasher {
+            k: keys.map(|x| x | 1),
+        }
+    }
+
     #[inline]
     fn hash(&self, key: &PackedKey) -> u64 {
         let k = &self.k;
@@ -302,6 +318,33 @@ impl FlowHasher {
         let (a, b, proto) = r.hash_words();
         self.endpoint_pair(a, b, proto)
     }
+}
+
+/// The attack on the flow hash, for the tests and the benchmark that show
+/// it fails: `n` distinct UDP 5-tuples (IPv6) that all get the same hash
+/// under `keys`. Each of the hash's first two multiplies takes an address's
+/// low half xor a key word; an address whose low half is that key word
+/// makes the product zero whatever its high half, so the high halves are
+/// free and every tuple hashes alike. Against a table whose keys are not
+/// these (the secret random keys of [`FlowHasher::new`]), the tuples
+/// spread like any others.
+#[doc(hidden)]
+pub fn colliding_keys(keys: &[u64; 7], n: u64) -> Vec<FlowKey> {
+    let k = keys.map(|x| x | 1);
+    (0..n.min(1 << 63))
+        .map(|i| {
+            // The lower endpoint (high half below 2^63) and the higher one.
+            let lo = (u128::from(i) << 64) | u128::from(k[1]);
+            let hi = (u128::from(i | (1 << 63)) << 64) | u128::from(k[3]);
+            FlowKey {
+                transport: Transport::Udp,
+                src_ip: IpAddr::V6(lo.into()),
+                src_port: 40000,
+                dst_ip: IpAddr::V6(hi.into()),
+                dst_port: 3478,
+            }
+        })
+        .collect()
 }
 
 impl Default for FlowHasher {
@@ -1245,6 +1288,46 @@ mod tests {
                     assert_eq!(found.is_some(), present.contains(&slot), "step {step}");
                 }
             }
+        }
+    }
+
+    /// Tuples crafted to collide under a guessed key collide under it
+    /// (the attack is real), and spread like any others under a table's own
+    /// random keys: no bucket of a 2^16 index gets more than a handful.
+    #[test]
+    fn crafted_collisions_need_the_key() {
+        let guessed = [0x0123_4567_89AB_CDEF; 7];
+        let keys = colliding_keys(&guessed, 4096);
+        let packet = |k: &FlowKey| Packet {
+            ts: Timestamp(0),
+            src_ip: k.src_ip,
+            dst_ip: k.dst_ip,
+            src_port: k.src_port,
+            dst_port: k.dst_port,
+            transport: k.transport,
+            payload: &[],
+            payload_len: 0,
+            tcp_flags: TcpFlags::default(),
+            random_head: None,
+        };
+        let hashes = |h: &FlowHasher| -> Vec<u64> {
+            keys.iter()
+                .map(|k| FlowLookup::of(&packet(k), h).hash())
+                .collect()
+        };
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        let under_guess = hashes(&FlowHasher::with_keys(guessed));
+        assert!(under_guess.iter().all(|&h| h == under_guess[0]));
+        for _ in 0..4 {
+            let mut buckets = std::collections::HashMap::new();
+            for h in hashes(&FlowHasher::new()) {
+                *buckets.entry(h & 0xFFFF).or_insert(0u32) += 1;
+            }
+            // 4096 keys in 65536 buckets: the fullest holds 2 or 3 (the
+            // chance of more than 6 is below 1e-7).
+            let fullest = buckets.values().copied().max().unwrap_or(0);
+            assert!(fullest <= 6, "a bucket got {fullest}");
         }
     }
 

@@ -6,9 +6,10 @@ use skype_dpi::classifier::flow_memory;
 fn flow_memory_is_bounded() {
     let m = flow_memory();
     eprintln!(
-        "per flow: undecided {} bytes, decided {} bytes (of which {} of evidence for the record)",
-        m.undecided, m.decided, m.decided_evidence
+        "per flow: undecided {} bytes, decided {} bytes (plus {} of evidence when kept for the record); per tracked endpoint {} bytes",
+        m.undecided, m.decided, m.decided_evidence, m.endpoint
     );
+    assert!(m.endpoint <= 1024, "endpoint: {} bytes", m.endpoint);
     assert!(m.undecided <= 1024, "undecided flow: {} bytes", m.undecided);
     assert!(m.decided <= 128, "decided flow: {} bytes", m.decided);
 }
