@@ -46,6 +46,7 @@ fn packet(k: &FlowKey, i: usize) -> Packet<'static> {
         payload_len: 40,
         tcp_flags: TcpFlags::default(),
         random_head: None,
+        tunnel: None,
     }
 }
 

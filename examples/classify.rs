@@ -21,13 +21,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use skype_dpi::analyze::{analyze_capture_parallel, analyze_live};
 use skype_dpi::capture::Capture;
 use skype_dpi::classifier::{Event, FlowRecord, RunStats};
-use skype_dpi::config::FlowTableConfig;
+use skype_dpi::config::{FlowTableConfig, TunnelConfig};
 use skype_dpi::model::Model;
 use skype_dpi::output::{Format, RecordWriter};
 use skype_dpi::packet::SkipReason;
+use skype_dpi::tunnel::TunnelKind;
 use skype_dpi::verdict::Label;
 
-const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--duration S] [--read-only] CAPTURE...
+const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--tunnels LIST] [--duration S] [--read-only] CAPTURE...
+  --tunnels LIST: the tunnels to open, to classify the flows inside (all, none, or some of gtp_u,gre,vxlan,geneve,ip_in_ip,capwap; default all)
   --duration S: stop a live capture after S seconds and report every flow
   --max-flows N: hold at most N flows at once (all workers together), evicting the longest idle
   --threads N: shard flows over N worker threads (same verdicts as one)
@@ -42,6 +44,7 @@ struct Args {
     interface: Option<String>,
     model: Option<PathBuf>,
     max_flows: Option<usize>,
+    tunnels: TunnelConfig,
     captures: Vec<PathBuf>,
 }
 
@@ -55,6 +58,7 @@ fn parse() -> Result<Args, String> {
         interface: None,
         model: None,
         max_flows: None,
+        tunnels: TunnelConfig::default(),
         captures: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -79,6 +83,7 @@ fn parse() -> Result<Args, String> {
                     .map_err(|_| "--threads needs a number")?
                     .max(1)
             }
+            "--tunnels" => a.tunnels = value("--tunnels")?.parse()?,
             "--max-flows" => {
                 a.max_flows = Some(
                     value("--max-flows")?
@@ -111,6 +116,26 @@ fn summary(captures: usize, stats: &RunStats, flows_reported: u64, skype: u64, s
         if skipped.is_empty() { "" } else { ": " },
         skipped.join(" ")
     );
+    let t = &stats.tunneled;
+    if t.total_packets() > 0 {
+        let kinds: Vec<String> = TunnelKind::ALL
+            .iter()
+            .filter(|k| t.packets(**k) > 0)
+            .map(|k| {
+                format!(
+                    "{}={} packets/{} bytes",
+                    k.as_str(),
+                    t.packets(*k),
+                    t.payload_bytes(*k)
+                )
+            })
+            .collect();
+        eprintln!(
+            "tunneled: {} packets classified inside tunnels: {}",
+            t.total_packets(),
+            kinds.join(" ")
+        );
+    }
 }
 
 /// Set by SIGINT (and SIGTERM): a live capture stops and reports every
@@ -183,6 +208,7 @@ fn main() -> ExitCode {
         }
     };
     let mut table = FlowTableConfig::default();
+    table.tunnels = args.tunnels.clone();
     if let Some(n) = args.max_flows {
         table.max_flows = n.max(1);
     }

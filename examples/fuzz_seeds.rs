@@ -10,6 +10,7 @@ use std::path::Path;
 
 use skype_dpi::model::DEFAULT_MODEL_JSON;
 use skype_dpi::synth::{frames, Generator, SynthConfig};
+use skype_dpi::tunnel::TunnelKind;
 
 #[path = "../fuzz/fuzz_targets/common.rs"]
 mod common;
@@ -90,6 +91,44 @@ fn main() {
             seed.extend(wrap(lt, &ip[..ip.len().min(120)], v6));
             write(&root.join("decode"), &format!("lt{lt}-{n}"), &seed);
         }
+    }
+    // decode and classifier: frames inside each tunnel the generator makes
+    // (the front end opens them; selector 0 is Ethernet).
+    for kind in [
+        TunnelKind::GtpU,
+        TunnelKind::Gre,
+        TunnelKind::Vxlan,
+        TunnelKind::IpInIp,
+    ] {
+        let tunneled = frames(
+            &mut Generator::new(&SynthConfig {
+                tunnel: Some(kind),
+                ..cfg.clone()
+            }),
+            200,
+        );
+        for (n, (_, f)) in tunneled.iter().step_by(50).enumerate() {
+            let mut seed = vec![0u8];
+            seed.extend_from_slice(&f[..f.len().min(160)]);
+            write(
+                &root.join("decode"),
+                &format!("{}-{n}", kind.as_str()),
+                &seed,
+            );
+        }
+        let mut seq = Vec::new();
+        for (_, f) in tunneled.iter().take(40) {
+            let f = &f[..f.len().min(200)];
+            seq.push(0);
+            seq.extend_from_slice(&20i16.to_le_bytes());
+            seq.extend_from_slice(&(f.len() as u16).to_le_bytes());
+            seq.extend_from_slice(f);
+        }
+        write(
+            &root.join("classifier"),
+            &format!("{}-seq", kind.as_str()),
+            &seq,
+        );
     }
     // classifier: sequences of Ethernet frames with their gaps.
     for (k, chunk) in all.chunks(150).enumerate() {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use skype_dpi::synth::{sample_config, write_labels, write_pcap, Generator, SynthConfig};
 
-const USAGE: &str = "usage: synth --out FILE.pcap --labels FILE.csv [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S] [--spread-seconds S] [--signalling-clients N] [--peers N] [--ipv6-share F] [--vlan-share F] [--loss F] [--bulk-seconds S] [--packets N]";
+const USAGE: &str = "usage: synth --out FILE.pcap --labels FILE.csv [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S] [--spread-seconds S] [--signalling-clients N] [--peers N] [--ipv6-share F] [--vlan-share F] [--loss F] [--bulk-seconds S] [--packets N] [--tunnel gtp_u|gre|vxlan|ip_in_ip]";
 
 fn main() -> ExitCode {
     let mut cfg = SynthConfig::default();
@@ -48,6 +48,11 @@ fn main() -> ExitCode {
             "--loss" => cfg.loss = num("--loss").unwrap_or(0.0),
             "--bulk-seconds" => cfg.bulk_seconds = num("--bulk-seconds").unwrap_or(6.0),
             "--packets" => packets = num("--packets").map(|n| n as u64),
+            "--tunnel" => match it.next().map(|k| k.parse()) {
+                Some(Ok(kind)) => cfg.tunnel = Some(kind),
+                Some(Err(e)) => bad = Some(e),
+                None => bad = Some("--tunnel needs a kind".to_string()),
+            },
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;

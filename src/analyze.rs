@@ -11,14 +11,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::capture::{Capture, CaptureError};
-use crate::classifier::{
-    replay_endpoints, revise_records, Classifier, Event, FlowRecord, RunStats,
-};
+use crate::classifier::{replay_and_revise, Classifier, Event, FlowRecord, RunStats};
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
 use crate::flow::FlowHasher;
 use crate::model::Model;
 use crate::packet::{PacketRecord, Timestamp};
+use crate::tunnel::Tunnel;
 
 /// For tests: the frame number at which a worker of a multi-threaded run
 /// panics (0: never), to check that a failing worker is reported and its
@@ -97,8 +96,7 @@ fn settle(
     log: Vec<crate::classifier::EndpointObservation>,
     model: &Model,
 ) -> (Vec<FlowRecord>, Vec<EndpointKey>) {
-    let mut table = replay_endpoints(log, &model.config);
-    revise_records(&mut records, &mut table);
+    let table = replay_and_revise(&mut records, log, &model.config);
     records.sort_by_key(|r| (r.first_seen, r.key));
     let mut endpoints: Vec<EndpointKey> = table.recognised().copied().collect();
     endpoints.sort();
@@ -169,10 +167,12 @@ const BATCH_PACKETS: usize = 16384;
 #[derive(Clone, Copy)]
 struct RecordLine(PacketRecord);
 
-/// What the reader hands a worker: records and their frame numbers.
+/// What the reader hands a worker: records, their frame numbers, and the
+/// tunnels of the tunneled ones (by position: few records have one).
 struct Batch {
     records: Vec<RecordLine>,
     seqs: Vec<u64>,
+    tunnels: Vec<(u32, Tunnel)>,
 }
 
 impl Batch {
@@ -180,6 +180,7 @@ impl Batch {
         Batch {
             records: Vec::with_capacity(BATCH_PACKETS),
             seqs: Vec::with_capacity(BATCH_PACKETS),
+            tunnels: Vec::new(),
         }
     }
 
@@ -190,12 +191,28 @@ impl Batch {
     fn clear(&mut self) {
         self.records.clear();
         self.seqs.clear();
+        self.tunnels.clear();
     }
 
     #[inline]
-    fn push(&mut self, r: PacketRecord, seq: u64) {
+    fn push(&mut self, r: PacketRecord, tunnel: Option<Tunnel>, seq: u64) {
+        if let Some(t) = tunnel {
+            self.tunnels.push((self.records.len() as u32, t));
+        }
         self.records.push(RecordLine(r));
         self.seqs.push(seq);
+    }
+
+    /// The tunnel of record `i`, if it has one.
+    #[inline]
+    fn tunnel_of(&self, i: usize, cursor: &mut usize) -> Option<Tunnel> {
+        let (at, t) = *self.tunnels.get(*cursor)?;
+        if at as usize == i {
+            *cursor += 1;
+            Some(t)
+        } else {
+            None
+        }
     }
 }
 
@@ -277,6 +294,7 @@ pub fn analyze_capture_parallel(
     let start = Instant::now();
     let hasher = FlowHasher::new();
     let tests = crate::csc::GroupTests::new(&model.config.csc);
+    let tunnels = table.tunnels.clone();
     let table = FlowTableConfig {
         max_flows: table.max_flows.div_ceil(threads).max(1),
         ..table
@@ -311,12 +329,20 @@ pub fn analyze_capture_parallel(
             while let Ok(mut batch) = rx.recv() {
                 let mut next = 0;
                 while next < batch.len() {
+                    let mut cursor = batch
+                        .tunnels
+                        .partition_point(|(at, _)| (*at as usize) < next);
                     let pushed = catch_unwind(AssertUnwindSafe(|| {
                         for (r, seq) in batch.records[next..].iter().zip(&batch.seqs[next..]) {
                             if *seq == fault {
                                 panic!("injected fault at frame {seq}");
                             }
-                            c.push_record(&r.0, *seq);
+                            let tunnel = if r.0.is_tunneled() {
+                                batch.tunnel_of(next, &mut cursor)
+                            } else {
+                                None
+                            };
+                            c.push_record(&r.0, tunnel, *seq);
                             next += 1;
                         }
                     }));
@@ -358,7 +384,7 @@ pub fn analyze_capture_parallel(
     let result = cap.for_each(|raw| {
         seq += 1;
         let judge = |b: &[u8]| crate::endpoint::encrypted_from_first_byte(b, &tests);
-        let r = match PacketRecord::of_frame(raw, judge) {
+        let (r, tunnel) = match PacketRecord::of_frame(raw, &tunnels, judge) {
             Ok(r) => r,
             Err(reason) => {
                 reader_stats.frames += 1;
@@ -371,7 +397,7 @@ pub fn analyze_capture_parallel(
         let Some(b) = current.get_mut(shard) else {
             return false;
         };
-        b.push(r, seq);
+        b.push(r, tunnel, seq);
         if b.len() >= BATCH_PACKETS {
             let fresh = pool_rx.try_recv().unwrap_or_else(|_| Batch::new());
             let full = std::mem::replace(b, fresh);

@@ -21,7 +21,9 @@
 //! Events go to a buffer the caller drains. The per-packet path allocates
 //! only when a flow or an endpoint is created.
 
-use crate::config::{FlowTableConfig, MethodConfig, CSC_GROUPS};
+use std::collections::HashMap;
+
+use crate::config::{FlowTableConfig, MethodConfig, TunnelConfig, CSC_GROUPS};
 use crate::csc::{self, CscState, GroupTests, SignatureState};
 use crate::dft::{self, HeaderState};
 use crate::endpoint::{EndpointKey, EndpointTable};
@@ -32,6 +34,7 @@ use crate::flow::{
 use crate::model::Model;
 use crate::nbc::NbcScore;
 use crate::packet::{self, PacketRecord, RawPacket, SkipCounts, SkipReason, Timestamp, Transport};
+use crate::tunnel::{Tunnel, TunnelKind};
 use crate::verdict::{
     self, Contradiction, DirectionEvidence, DirectionState, FlowEvidence, Kind, Label, Verdict, Via,
 };
@@ -436,8 +439,11 @@ pub struct DirectionRecord {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRecord {
-    /// The 5-tuple, initiator first.
+    /// The 5-tuple, initiator first (inside its tunnel, if any).
     pub key: FlowKey,
+    /// The tunnel that carried the flow (the innermost), as its first
+    /// packet went through it.
+    pub tunnel: Option<Tunnel>,
     /// First packet time.
     pub first_seen: Timestamp,
     /// Last packet time.
@@ -515,6 +521,8 @@ pub enum Event {
     Verdict {
         /// The flow.
         key: FlowKey,
+        /// The tunnel that carried it, if any.
+        tunnel: Option<Tunnel>,
         /// Its verdict.
         verdict: Verdict,
         /// The evidence, when the verdict came from the flow's own messages
@@ -543,6 +551,54 @@ pub struct RunStats {
     pub flows: u64,
     /// Most flows held at once.
     pub peak_flows: u64,
+    /// Packets that came through tunnels, by the innermost tunnel's kind
+    /// (the tunnels' own flows are not reported: their packets are these).
+    pub tunneled: TunnelCounts,
+}
+
+/// Packets and their (inner) payload bytes, by tunnel kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelCounts {
+    packets: [u64; TunnelKind::ALL.len()],
+    payload_bytes: [u64; TunnelKind::ALL.len()],
+}
+
+impl TunnelCounts {
+    /// Counts one packet of `kind`.
+    #[inline]
+    pub fn add(&mut self, kind: TunnelKind, payload_bytes: u32) {
+        if let Some(p) = self.packets.get_mut(kind.index()) {
+            *p += 1;
+        }
+        if let Some(b) = self.payload_bytes.get_mut(kind.index()) {
+            *b += u64::from(payload_bytes);
+        }
+    }
+
+    /// Packets that came through a tunnel of `kind`.
+    pub fn packets(&self, kind: TunnelKind) -> u64 {
+        self.packets.get(kind.index()).copied().unwrap_or(0)
+    }
+
+    /// Their inner payload bytes.
+    pub fn payload_bytes(&self, kind: TunnelKind) -> u64 {
+        self.payload_bytes.get(kind.index()).copied().unwrap_or(0)
+    }
+
+    /// Packets through any tunnel.
+    pub fn total_packets(&self) -> u64 {
+        self.packets.iter().sum()
+    }
+
+    /// Adds other counts.
+    pub fn merge(&mut self, other: &TunnelCounts) {
+        for (a, b) in self.packets.iter_mut().zip(other.packets) {
+            *a += b;
+        }
+        for (a, b) in self.payload_bytes.iter_mut().zip(other.payload_bytes) {
+            *a += b;
+        }
+    }
 }
 
 impl RunStats {
@@ -550,6 +606,7 @@ impl RunStats {
     pub fn merge(&mut self, other: &RunStats) {
         self.frames += other.frames;
         self.packets += other.packets;
+        self.tunneled.merge(&other.tunneled);
         self.skipped.merge(&other.skipped);
         self.flows += other.flows;
         self.peak_flows = self.peak_flows.max(other.peak_flows);
@@ -578,9 +635,14 @@ pub struct Classifier {
     keep_evidence: bool,
     /// The label and kind of the flow of the last frame pushed, after it.
     last: (Label, Option<Kind>),
+    /// Which tunnels are opened.
+    tunnels: TunnelConfig,
 }
 
-/// One message as an endpoint sees it, logged by a shard for replay.
+/// One message as an endpoint sees it, logged by a shard for replay; or
+/// (not `observed`) a packet of an undecided flow whose own messages agree,
+/// logged only for when its endpoints would have given the flow their
+/// verdict.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointObservation {
@@ -598,6 +660,18 @@ pub struct EndpointObservation {
     pub head: [u8; 8],
     /// How many of `head` are payload.
     pub len: u8,
+    /// An endpoint's message, replayed into the endpoint table (else a
+    /// packet logged for its timing: `local` is its sender).
+    pub observed: bool,
+    /// The flow's transport.
+    pub transport: Transport,
+    /// The flow's packets so far, this one included.
+    pub flow_packets: u32,
+    /// The flow's own messages so far, and those that agree with Skype
+    /// (its FUNC bytes; TCP: a first payload random from its first byte).
+    pub flow_messages: u32,
+    /// See `flow_messages`.
+    pub flow_agreeing: u32,
 }
 
 impl EndpointObservation {
@@ -631,7 +705,9 @@ impl Classifier {
     pub fn with_table(model: Model, table: FlowTableConfig) -> Self {
         let method = Method::new(model);
         let endpoints = EndpointTable::new(&method.config);
+        let tunnels = table.tunnels.clone();
         Classifier {
+            tunnels,
             method,
             table: FlowTable::new(table),
             endpoints,
@@ -730,16 +806,11 @@ impl Classifier {
         self.stats.frames += 1;
         self.last = (Label::Undecided, None);
         // The common case straight from its view of the frame, the rest
-        // through the general decoder (`packet::decode`, the same answer).
+        // (and what may be a tunnel) through the general decoder.
         let decoded = match crate::wire::link::network_of(raw.link_type, raw.data) {
-            Ok(crate::wire::link::Network::Ip(ip)) => match packet::decode_common(raw.ts, ip) {
-                Some(p) => {
-                    let lookup = self.table.lookup(&p);
-                    self.push_decoded(&p, &lookup);
-                    return Ok(());
-                }
-                None => packet::decode_ip(raw.ts, ip),
-            },
+            Ok(crate::wire::link::Network::Ip(ip)) => {
+                packet::decode_network(raw.ts, ip, &self.tunnels)
+            }
             Ok(crate::wire::link::Network::NotIp(_)) => Err(SkipReason::NotIp),
             Err(e) => Err(SkipReason::from(e)),
         };
@@ -774,7 +845,7 @@ impl Classifier {
             let mut decoded = [None; BURST_GROUP];
             for (raw, d) in group.iter().zip(decoded.iter_mut()) {
                 self.stats.frames += 1;
-                match packet::decode(raw) {
+                match packet::decode_with(raw, &self.tunnels) {
                     Ok(p) => {
                         let lookup = self.table.lookup(&p);
                         self.table.prefetch_index(&lookup);
@@ -809,13 +880,15 @@ impl Classifier {
         skipped
     }
 
-    /// Pushes a packet that a reader decoded ([`PacketRecord::of`]): what
-    /// [`Classifier::push`] does after decoding, with `seq` its frame number
-    /// in the capture (for the endpoint log).
-    pub fn push_record(&mut self, r: &PacketRecord, seq: u64) {
+    /// Pushes a packet that a reader decoded ([`PacketRecord::of`]), with
+    /// the tunnel that carried it: what [`Classifier::push`] does after
+    /// decoding, with `seq` its frame number in the capture (for the
+    /// endpoint log).
+    pub fn push_record(&mut self, r: &PacketRecord, tunnel: Option<Tunnel>, seq: u64) {
         self.stats.frames += 1;
         self.frame_seq = seq;
-        let p = r.packet();
+        let mut p = r.packet();
+        p.tunnel = tunnel;
         let lookup = self.table.lookup(&p);
         self.push_decoded(&p, &lookup);
     }
@@ -823,6 +896,9 @@ impl Classifier {
     #[inline]
     fn push_decoded(&mut self, p: &packet::Packet<'_>, lookup: &FlowLookup) {
         self.stats.packets += 1;
+        if let Some(t) = &p.tunnel {
+            self.stats.tunneled.add(t.kind, p.payload_len);
+        }
         if p.ts.0.saturating_sub(self.last_expiry.0) >= EXPIRY_INTERVAL_MICROS {
             self.last_expiry = p.ts;
             self.expire(p.ts);
@@ -871,12 +947,12 @@ impl Classifier {
                 seq: *frame_seq,
                 config: &method.config,
             };
-            if p.transport == Transport::Udp
-                && p.payload.len() >= 3
-                && counters.packets[direction.index()]
-                    <= method.config.endpoint.max_messages_per_flow
-            {
-                ctx.observe(p, counters, direction);
+            let early =
+                counters.packets[direction.index()] <= method.config.endpoint.max_messages_per_flow;
+            if p.transport == Transport::Udp && p.payload.len() >= 3 && early {
+                ctx.observe(p, counters, direction, state.func());
+            } else {
+                ctx.log_timing(p, counters, state);
             }
             ctx.give_verdict(p, key, counters, state);
         }
@@ -955,6 +1031,7 @@ impl Classifier {
     fn record(&self, f: EndedFlow<FlowState>) -> FlowRecord {
         let EndedFlow {
             key,
+            tunnel,
             counters,
             end,
             state,
@@ -1019,6 +1096,7 @@ impl Classifier {
         };
         FlowRecord {
             key,
+            tunnel,
             first_seen: counters.first_seen,
             last_seen: counters.last_seen,
             end,
@@ -1085,6 +1163,7 @@ fn judge_packet(
             if !own_before || was.kind != v.kind {
                 events.push(Event::Verdict {
                     key: key.flow_key(),
+                    tunnel: key.tunnel(),
                     verdict: v,
                     evidence: Some(open.evidence(transport, config, true)),
                 });
@@ -1114,6 +1193,7 @@ fn judge_packet(
             let ev = open.evidence(transport, config, true);
             events.push(Event::Verdict {
                 key: key.flow_key(),
+                tunnel: key.tunnel(),
                 verdict: v,
                 evidence: Some(ev),
             });
@@ -1137,7 +1217,13 @@ struct EndpointContext<'a> {
 impl EndpointContext<'_> {
     /// Both UDP endpoints see the message (or the shard's log does); an
     /// endpoint recognised now revises the remembered undecided flows.
-    fn observe(&mut self, p: &packet::Packet<'_>, counters: &FlowCounters, direction: Direction) {
+    fn observe(
+        &mut self,
+        p: &packet::Packet<'_>,
+        counters: &FlowCounters,
+        direction: Direction,
+        agreement: FlowAgreement,
+    ) {
         let (local_fwd, remote_fwd) = packet_endpoints(p);
         let first_from_src = counters.packets[direction.index()] == 1;
         let first_at_dst = counters.packets[1 - direction.index()] == 0 && first_from_src;
@@ -1157,6 +1243,11 @@ impl EndpointContext<'_> {
                     first,
                     head,
                     len: len as u8,
+                    observed: true,
+                    transport: Transport::Udp,
+                    flow_packets: counters.total_packets().min(u64::from(u32::MAX)) as u32,
+                    flow_messages: agreement.messages,
+                    flow_agreeing: agreement.agreeing,
                 });
                 continue;
             }
@@ -1177,6 +1268,39 @@ impl EndpointContext<'_> {
                     .retain(|r| r.verdict.label == Label::Undecided);
             }
         }
+    }
+
+    /// Logs a packet of an undecided open flow whose own messages agree
+    /// (where [`EndpointContext::give_verdict`] may act), for the replay to
+    /// know when its endpoints would have given it their verdict.
+    fn log_timing(&mut self, p: &packet::Packet<'_>, counters: &FlowCounters, state: &FlowState) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let StateInner::Open(open) = &state.0 else {
+            return;
+        };
+        if open.verdict.label != Label::Undecided
+            || !open.func.agrees(p.transport, &self.config.endpoint)
+        {
+            return;
+        }
+        let (local, remote) = packet_endpoints(p);
+        let agreement = state.func();
+        log.push(EndpointObservation {
+            seq: self.seq,
+            ts: p.ts,
+            local,
+            remote,
+            first: false,
+            head: [0; 8],
+            len: 0,
+            observed: false,
+            transport: p.transport,
+            flow_packets: counters.total_packets().min(u64::from(u32::MAX)) as u32,
+            flow_messages: agreement.messages,
+            flow_agreeing: agreement.agreeing,
+        });
     }
 
     /// An undecided open flow takes the verdict of a recognised endpoint
@@ -1224,6 +1348,7 @@ impl EndpointContext<'_> {
         open.verdict = v;
         self.events.push(Event::Verdict {
             key: key.flow_key(),
+            tunnel: key.tunnel(),
             verdict: v,
             evidence: None,
         });
@@ -1297,14 +1422,118 @@ fn record_endpoints(rec: &FlowRecord) -> (EndpointKey, EndpointKey) {
 }
 
 /// Replays logged endpoint observations (from every shard) in capture order
-/// through one endpoint table, as a single-threaded run applies them.
+/// into a fresh endpoint table.
 pub fn replay_endpoints(mut log: Vec<EndpointObservation>, config: &MethodConfig) -> EndpointTable {
     log.sort_by_key(|o| (o.seq, o.ts));
     let mut t = EndpointTable::new(config);
-    for o in &log {
+    for o in log.iter().filter(|o| o.observed) {
         t.observe(o.ts, o.local, o.remote, o.first, o.payload());
     }
     t
+}
+
+/// What a run's endpoints do to its records, as one streaming classifier
+/// would have done it: the logged observations are replayed in capture
+/// order, and an undecided flow whose logged packet finds one of its ends
+/// recognised (UDP), or tied to a recognised client (TCP), takes the
+/// endpoint's verdict at that packet (its `decided_at_packet` and
+/// `decided_after_seconds` are that packet's), when its own messages so
+/// far agree. The flows left undecided are then revised at the end of the
+/// run ([`revise_records`]). Returns the endpoint table.
+pub fn replay_and_revise(
+    records: &mut [FlowRecord],
+    mut log: Vec<EndpointObservation>,
+    config: &MethodConfig,
+) -> EndpointTable {
+    log.sort_by_key(|o| (o.seq, o.ts));
+    let mut table = EndpointTable::new(config);
+    // The records an endpoint may act on, by their two ends: the undecided
+    // ones whose own messages agree (they take its verdict), and those
+    // called not Skype on their own evidence (an endpoint's verdict before
+    // that is the Skype verdict it contradicted, their `revised_from`).
+    let mut candidates: HashMap<(Transport, EndpointKey, EndpointKey), Vec<usize>> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        let undecided = r.verdict.label == Label::Undecided
+            && FlowAgreement::of(r).agrees(r.key.transport, &config.endpoint);
+        let contradicted = r.verdict.label == Label::NotSkype
+            && r.verdict.via == Some(Via::Flow)
+            && r.revised_from.is_none();
+        if undecided || contradicted {
+            let (a, b) = record_endpoints(r);
+            candidates
+                .entry((r.key.transport, a.min(b), a.max(b)))
+                .or_default()
+                .push(i);
+        }
+    }
+    for o in &log {
+        if o.observed {
+            table.observe(o.ts, o.local, o.remote, o.first, o.payload());
+        }
+        let transport = o.transport;
+        let so_far = FlowAgreement {
+            messages: o.flow_messages,
+            agreeing: o.flow_agreeing,
+        };
+        if !so_far.agrees(transport, &config.endpoint) {
+            continue;
+        }
+        let ends = (transport, o.local.min(o.remote), o.local.max(o.remote));
+        let Some(list) = candidates.get(&ends) else {
+            continue;
+        };
+        // The flow of this packet: the one whose time span holds it.
+        let Some(&i) = list.iter().find(|&&i| {
+            records
+                .get(i)
+                .is_some_and(|r| r.first_seen <= o.ts && o.ts <= r.last_seen)
+        }) else {
+            continue;
+        };
+        let Some(r) = records.get_mut(i) else {
+            continue;
+        };
+        let open = match r.verdict.label {
+            Label::Undecided => true,
+            // Not yet contradicted at this packet, and not yet revised.
+            Label::NotSkype => {
+                r.revised_from.is_none()
+                    && r.verdict
+                        .decided_at_packet
+                        .is_some_and(|n| u64::from(o.flow_packets) < n)
+            }
+            Label::Skype => false,
+        };
+        if !open {
+            continue;
+        }
+        let kind = match transport {
+            Transport::Udp if table.is_recognised(&o.local) || table.is_recognised(&o.remote) => {
+                for (x, y) in [(o.local, o.remote), (o.remote, o.local)] {
+                    if table.is_recognised(&x) {
+                        table.add_skype_peer(x, y);
+                    }
+                }
+                Kind::Signalling
+            }
+            Transport::Tcp if table.ties_tcp(&o.local, &o.remote) => Kind::Tcp,
+            _ => continue,
+        };
+        if r.verdict.label == Label::NotSkype {
+            r.revised_from = Some(Label::Skype);
+            continue;
+        }
+        r.verdict = Verdict {
+            label: Label::Skype,
+            kind: Some(kind),
+            confidence: so_far.confidence(transport),
+            decided_at_packet: Some(u64::from(o.flow_packets)),
+            decided_after_seconds: Some(o.ts.secs_since(r.first_seen) as f32),
+            via: Some(Via::Endpoint),
+        };
+    }
+    revise_records(records, &mut table);
+    table
 }
 
 /// Applies an endpoint's Skype verdict to the record of an undecided flow

@@ -378,6 +378,119 @@ pub struct FlowTableConfig {
     /// table holds at most [`MAX_FLOWS_PER_TABLE`](crate::flow::MAX_FLOWS_PER_TABLE)
     /// whatever this says.
     pub max_flows: usize,
+    /// Which tunnels the front end opens, so that the flows inside them are
+    /// classified (and keyed with the tunnel that carried them).
+    pub tunnels: TunnelConfig,
+}
+
+/// Which tunnels the front end opens (issue 17): all by default. A packet
+/// of a tunnel that is not opened is the tunnel's own flow (UDP) or
+/// skipped as `not_tcp_udp` (GRE, IP in IP), as before tunnels were read.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelConfig {
+    /// GTP-U (mobile networks), UDP port `gtp_u_port`.
+    pub gtp_u: bool,
+    /// GRE (IP protocol 47): IP, Ethernet bridging, ERSPAN I/II/III, PPTP.
+    pub gre: bool,
+    /// VXLAN, UDP ports `vxlan_ports`.
+    pub vxlan: bool,
+    /// Geneve, UDP port `geneve_port`.
+    pub geneve: bool,
+    /// IPv4 and IPv6 in IPv4 or IPv6 (IP protocols 4 and 41).
+    pub ip_in_ip: bool,
+    /// CAPWAP data, UDP port `capwap_data_port`.
+    pub capwap: bool,
+    /// Most tunnels one packet may be nested in: 4 \[project\]; a deeper
+    /// packet is skipped as `tunnel_too_deep`.
+    pub max_depth: u8,
+    /// 2152 (3GPP TS 29.281).
+    pub gtp_u_port: u16,
+    /// 4789 (IANA, RFC 7348) and 8472 (Linux's default).
+    pub vxlan_ports: [u16; 2],
+    /// 6081 (IANA, RFC 8926).
+    pub geneve_port: u16,
+    /// 5247 (IANA, RFC 5415).
+    pub capwap_data_port: u16,
+}
+
+impl TunnelConfig {
+    /// Every tunnel opened, at the usual ports (the default).
+    pub const STANDARD: TunnelConfig = TunnelConfig {
+        gtp_u: true,
+        gre: true,
+        vxlan: true,
+        geneve: true,
+        ip_in_ip: true,
+        capwap: true,
+        max_depth: 4,
+        gtp_u_port: crate::wire::gtp::PORT,
+        vxlan_ports: [crate::wire::vxlan::PORT, crate::wire::vxlan::LINUX_PORT],
+        geneve_port: crate::wire::geneve::PORT,
+        capwap_data_port: crate::wire::capwap::DATA_PORT,
+    };
+
+    /// Every tunnel closed: packets are read as they were before tunnels.
+    pub const NONE: TunnelConfig = TunnelConfig {
+        gtp_u: false,
+        gre: false,
+        vxlan: false,
+        geneve: false,
+        ip_in_ip: false,
+        capwap: false,
+        ..TunnelConfig::STANDARD
+    };
+
+    /// The deepest nesting followed whatever `max_depth` says (each level
+    /// is a call on the stack).
+    pub const DEEPEST: u8 = 16;
+
+    /// Whether a UDP datagram between these ports may be a tunnel that is
+    /// opened (its header then decides).
+    #[inline]
+    pub fn udp_port_may_tunnel(&self, src: u16, dst: u16) -> bool {
+        (self.gtp_u && (dst == self.gtp_u_port || src == self.gtp_u_port))
+            || (self.vxlan && self.vxlan_ports.contains(&dst))
+            || (self.geneve && dst == self.geneve_port)
+            || (self.capwap && (dst == self.capwap_data_port || src == self.capwap_data_port))
+    }
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        TunnelConfig::STANDARD
+    }
+}
+
+/// `all`, `none`, or a comma-separated list of the tunnels to open:
+/// `gtp_u`, `gre` (with ERSPAN and PPTP), `vxlan`, `geneve`, `ip_in_ip`,
+/// `capwap` (the other settings at their defaults).
+impl std::str::FromStr for TunnelConfig {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => return Ok(TunnelConfig::STANDARD),
+            "none" => return Ok(TunnelConfig::NONE),
+            _ => {}
+        }
+        let mut c = TunnelConfig::NONE;
+        for name in s.split(',').map(str::trim) {
+            match name {
+                "gtp_u" | "gtp" => c.gtp_u = true,
+                "gre" => c.gre = true,
+                "vxlan" => c.vxlan = true,
+                "geneve" => c.geneve = true,
+                "ip_in_ip" => c.ip_in_ip = true,
+                "capwap" => c.capwap = true,
+                other => {
+                    return Err(format!(
+                        "unknown tunnel {other:?}: use all, none, or a list of gtp_u, gre, vxlan, geneve, ip_in_ip, capwap"
+                    ))
+                }
+            }
+        }
+        Ok(c)
+    }
 }
 
 impl FlowTableConfig {
@@ -397,6 +510,7 @@ impl Default for FlowTableConfig {
             tcp_idle_timeout: 300.0,
             tcp_close_linger: 10.0,
             max_flows: 1 << 20,
+            tunnels: TunnelConfig::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 
 use crate::config::FlowTableConfig;
 use crate::packet::{Packet, Timestamp, Transport};
+use crate::tunnel::{Tunnel, TunnelIndex, NO_TUNNEL, UNNUMBERED};
 
 /// A flow's 5-tuple, with the initiator (sender of the first packet seen) as
 /// `src`.
@@ -85,22 +86,22 @@ impl FlowKey {
 
 /// The canonical 5-tuple as the table stores and indexes it: both addresses
 /// as 128-bit numbers (IPv4 mapped into IPv6), the lower (address, port)
-/// first, then the ports and the transport. Hashing and comparing it costs a
-/// few instructions, where the `IpAddr` enums of [`FlowKey`] cost a branch
-/// per field. It is stored once per flow, in the flow's slot; the index holds
-/// only slot numbers. The slot's flags ride in the key's padding and are not
-/// part of its identity.
+/// first, then the ports, and a word with the transport, the tunnel's
+/// number ([`crate::tunnel`]) and the slot's flags. Hashing and comparing
+/// it costs a few instructions, where the `IpAddr` enums of [`FlowKey`] cost
+/// a branch per field. It is stored once per flow, in the flow's slot; the
+/// index holds only slot numbers. The slot's flags are not part of its
+/// identity.
 #[derive(Debug, Clone, Copy)]
 struct PackedKey {
     lo: [u64; 2],
     hi: [u64; 2],
     /// Low port in the upper half, high port in the lower.
     ports: u32,
-    /// Transport (0 UDP, 1 TCP), plus `PROTO_V6` for IPv6 (so that an IPv6
-    /// flow between IPv4-mapped addresses is not an IPv4 flow).
-    proto: u8,
-    /// The slot's `FLAG_*` bits (0 in a packet's key).
-    flags: u8,
+    /// Bit 0: TCP; bit 1: IPv6 (so that an IPv6 flow between IPv4-mapped
+    /// addresses is not an IPv4 flow); bits 2-7: the slot's `FLAG_*` bits
+    /// (0 in a packet's key); bits 8-31: the tunnel's number (0: none).
+    tail: u32,
 }
 
 impl PartialEq for PackedKey {
@@ -109,11 +110,13 @@ impl PartialEq for PackedKey {
         self.lo == other.lo
             && self.hi == other.hi
             && self.ports == other.ports
-            && self.proto == other.proto
+            && (self.tail ^ other.tail) & !FLAG_MASK == 0
     }
 }
 
-const PROTO_V6: u8 = 0x80;
+const TAIL_TCP: u32 = 1;
+const TAIL_V6: u32 = 2;
+const TUNNEL_SHIFT: u32 = 8;
 
 fn addr_bits(ip: &IpAddr) -> u128 {
     match ip {
@@ -134,19 +137,41 @@ impl PackedKey {
     /// The canonical key of a packet from `a`:`ap` to `b`:`bp`, and whether
     /// `a`:`ap` is the lower endpoint.
     #[inline]
-    fn of(transport: Transport, a: &IpAddr, ap: u16, b: &IpAddr, bp: u16) -> (PackedKey, bool) {
+    fn of(
+        transport: Transport,
+        a: &IpAddr,
+        ap: u16,
+        b: &IpAddr,
+        bp: u16,
+        tunnel: u32,
+    ) -> (PackedKey, bool) {
         let (x, y) = ((addr_bits(a), ap), (addr_bits(b), bp));
         let a_is_lo = x <= y;
         let ((lo, lp), (hi, hp)) = if a_is_lo { (x, y) } else { (y, x) };
-        let v6 = if a.is_ipv6() { PROTO_V6 } else { 0 };
+        let v6 = if a.is_ipv6() { TAIL_V6 } else { 0 };
+        let tcp = if transport == Transport::Tcp {
+            TAIL_TCP
+        } else {
+            0
+        };
         let key = PackedKey {
             lo: split(lo),
             hi: split(hi),
             ports: (u32::from(lp) << 16) | u32::from(hp),
-            proto: transport as u8 | v6,
-            flags: 0,
+            tail: (tunnel << TUNNEL_SHIFT) | tcp | v6,
         };
         (key, a_is_lo)
+    }
+
+    /// The number of the flow's tunnel (0: none).
+    #[inline]
+    fn tunnel(&self) -> u32 {
+        self.tail >> TUNNEL_SHIFT
+    }
+
+    #[inline]
+    fn flags(&self) -> u32 {
+        self.tail & FLAG_MASK
     }
 
     #[inline]
@@ -155,7 +180,7 @@ impl PackedKey {
     }
 
     fn transport(&self) -> Transport {
-        if self.proto & 1 == 1 {
+        if self.tail & TAIL_TCP != 0 {
             Transport::Tcp
         } else {
             Transport::Udp
@@ -164,7 +189,7 @@ impl PackedKey {
 
     fn addr(&self, bits: [u64; 2]) -> IpAddr {
         let x = join(bits);
-        if self.proto & PROTO_V6 != 0 {
+        if self.tail & TAIL_V6 != 0 {
             IpAddr::V6(x.into())
         } else {
             IpAddr::V4((x as u32).into())
@@ -212,8 +237,27 @@ impl FlowLookup {
     /// position from the hash's low bits and its tag from the top 8.
     #[inline]
     pub fn of(p: &Packet<'_>, hasher: &FlowHasher) -> FlowLookup {
-        let (key, src_is_lo) =
-            PackedKey::of(p.transport, &p.src_ip, p.src_port, &p.dst_ip, p.dst_port);
+        let tunnel = if p.tunnel.is_some() {
+            UNNUMBERED
+        } else {
+            NO_TUNNEL
+        };
+        Self::in_tunnel(p, hasher, tunnel)
+    }
+
+    /// The lookup of `p` in the tunnel numbered `tunnel` (a table's
+    /// [`FlowTable::lookup`] numbers it; [`FlowLookup::of`] cannot, and
+    /// leaves a tunneled packet's lookup for the table to complete).
+    #[inline]
+    fn in_tunnel(p: &Packet<'_>, hasher: &FlowHasher, tunnel: u32) -> FlowLookup {
+        let (key, src_is_lo) = PackedKey::of(
+            p.transport,
+            &p.src_ip,
+            p.src_port,
+            &p.dst_ip,
+            p.dst_port,
+            tunnel,
+        );
         FlowLookup {
             hash: key.hash(hasher),
             key,
@@ -291,7 +335,7 @@ impl FlowHasher {
     #[inline]
     fn hash(&self, key: &PackedKey) -> u64 {
         let k = &self.k;
-        let ports = (u64::from(key.ports) << 8) | u64::from(key.proto);
+        let ports = (u64::from(key.ports) << 32) | u64::from(key.tail & !FLAG_MASK);
         let x = fold(key.lo[0] ^ k[0], key.lo[1] ^ k[1]);
         let y = fold(key.hi[0] ^ k[2], key.hi[1] ^ k[3]);
         let z = fold(ports ^ k[4], k[5]);
@@ -423,11 +467,15 @@ impl FlowCounters {
     }
 }
 
-/// Bits of the slot's flags (kept in `PackedKey::flags`).
-const FLAG_LO_FIRST: u8 = 1; // the initiator is the lower endpoint
-const FLAG_FIN_LO: u8 = 2; // FIN seen from the lower endpoint
-const FLAG_FIN_HI: u8 = 4; // FIN seen from the higher endpoint
-const FLAG_RST: u8 = 8;
+/// Bits of the slot's flags (kept in `PackedKey::tail`).
+const FLAG_LO_FIRST: u32 = 4; // the initiator is the lower endpoint
+const FLAG_FIN_LO: u32 = 8; // FIN seen from the lower endpoint
+const FLAG_FIN_HI: u32 = 16; // FIN seen from the higher endpoint
+const FLAG_RST: u32 = 32;
+/// The flow's first packet went the other way through its tunnel from the
+/// tunnel as first seen (its record's outer addresses are swapped).
+const FLAG_OUTER_REVERSED: u32 = 64;
+const FLAG_MASK: u32 = 0xFC;
 
 const NIL: u32 = u32::MAX;
 
@@ -457,12 +505,12 @@ struct Slot<T> {
 
 impl<T> Slot<T> {
     fn rst(&self) -> bool {
-        self.key.flags & FLAG_RST != 0
+        self.key.flags() & FLAG_RST != 0
     }
 
     fn closed(&self) -> bool {
         let fins = FLAG_FIN_LO | FLAG_FIN_HI;
-        self.rst() || self.key.flags & fins == fins
+        self.rst() || self.key.flags() & fins == fins
     }
 
     fn transport(&self) -> Transport {
@@ -479,7 +527,7 @@ impl<T> Slot<T> {
     }
 
     fn flow_key(&self) -> FlowKey {
-        self.key.flow_key(self.key.flags & FLAG_LO_FIRST != 0)
+        self.key.flow_key(self.key.flags() & FLAG_LO_FIRST != 0)
     }
 
     /// How a closed connection ended.
@@ -498,6 +546,8 @@ impl<T> Slot<T> {
 pub struct EndedFlow<T> {
     /// Its 5-tuple.
     pub key: FlowKey,
+    /// The tunnel that carried it, as its first packet went through it.
+    pub tunnel: Option<Tunnel>,
     /// Its counters.
     pub counters: FlowCounters,
     /// Why it ended.
@@ -523,14 +573,24 @@ pub struct Update<'t, T> {
 }
 
 /// A view of a flow's key as the table stores it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 #[doc(hidden)]
 pub struct KeyRef<'t> {
     key: &'t PackedKey,
     lo_first: bool,
+    slot: u32,
+    tunnels: &'t TunnelIndex,
 }
 
 impl KeyRef<'_> {
+    /// The tunnel that carried the flow, as its first packet went through
+    /// it.
+    pub fn tunnel(&self) -> Option<Tunnel> {
+        let reversed = self.key.flags() & FLAG_OUTER_REVERSED != 0;
+        self.tunnels
+            .flow_tunnel(self.key.tunnel(), self.slot, reversed)
+    }
+
     /// The flow's key, initiator first.
     pub fn flow_key(&self) -> FlowKey {
         self.key.flow_key(self.lo_first)
@@ -693,6 +753,8 @@ pub struct FlowTable<T> {
     /// Slot numbers, found by the hash of the slot's key.
     index: FlowIndex,
     hasher: FlowHasher,
+    /// The tunnels of the flows held, numbered for their keys.
+    tunnels: TunnelIndex,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<u32>,
     /// Least recently active at the head of each list.
@@ -716,6 +778,7 @@ impl<T> FlowTable<T> {
         FlowTable {
             index: FlowIndex::new(),
             hasher,
+            tunnels: TunnelIndex::default(),
             slots: Vec::new(),
             free: Vec::new(),
             head: [NIL; LISTS],
@@ -823,8 +886,11 @@ impl<T> FlowTable<T> {
         };
         self.index.remove(slot.key.hash(hasher), i, hash_of);
         self.free.push(i);
+        let reversed = slot.key.flags() & FLAG_OUTER_REVERSED != 0;
+        let tunnel = self.tunnels.end_flow(slot.key.tunnel(), i, reversed);
         Some(EndedFlow {
             key: slot.flow_key(),
+            tunnel,
             counters: slot.counters,
             end,
             state: slot.state,
@@ -887,10 +953,20 @@ impl<T> FlowTable<T> {
         self.update_with(p, &lookup, new_state, ended)
     }
 
-    /// The lookup of a packet's flow with this table's hasher.
+    /// The lookup of a packet's flow with this table's hasher (and its
+    /// tunnel's number).
     #[inline]
     pub fn lookup(&self, p: &Packet<'_>) -> FlowLookup {
-        FlowLookup::of(p, &self.hasher)
+        let tunnel = match &p.tunnel {
+            None => NO_TUNNEL,
+            Some(t) => self.tunnels.find(t),
+        };
+        FlowLookup::in_tunnel(p, &self.hasher, tunnel)
+    }
+
+    /// Tunnels that flows held now travel in.
+    pub fn tunnels_held(&self) -> usize {
+        self.tunnels.len()
     }
 
     fn find(&self, l: &FlowLookup) -> Option<u32> {
@@ -934,7 +1010,7 @@ impl<T> FlowTable<T> {
         if s.key != l.key {
             return None;
         }
-        let direction = if l.src_is_lo == (s.key.flags & FLAG_LO_FIRST != 0) {
+        let direction = if l.src_is_lo == (s.key.flags() & FLAG_LO_FIRST != 0) {
             Direction::Forward
         } else {
             Direction::Backward
@@ -956,6 +1032,17 @@ impl<T> FlowTable<T> {
         if p.ts > self.now {
             self.now = p.ts;
         }
+        // A tunneled packet's lookup made before its tunnel had a number
+        // (or, in a burst, before an earlier packet ended the tunnel's last
+        // flow) is made again.
+        let relooked;
+        let lookup = match &p.tunnel {
+            Some(t) if !self.tunnels.is(lookup.key.tunnel(), t) => {
+                relooked = self.lookup(p);
+                &relooked
+            }
+            _ => lookup,
+        };
         let found = self.find(lookup).and_then(|i| {
             let s = self.slot(i)?;
             // A flow that is over (idle, or closed and reopened by a SYN
@@ -987,7 +1074,7 @@ impl<T> FlowTable<T> {
             unreachable!("flow slot vanished")
         };
         let src_is_lo = lookup.src_is_lo;
-        let lo_first = slot.key.flags & FLAG_LO_FIRST != 0;
+        let lo_first = slot.key.flags() & FLAG_LO_FIRST != 0;
         let direction = if src_is_lo == lo_first {
             Direction::Forward
         } else {
@@ -1004,10 +1091,10 @@ impl<T> FlowTable<T> {
         c.payload_bytes[d] = c.payload_bytes[d].saturating_add(u64::from(p.payload_len));
         let period_now = c.last_seen.0 >> RELINK_PERIOD_SHIFT;
         if p.tcp_flags.fin {
-            slot.key.flags |= if src_is_lo { FLAG_FIN_LO } else { FLAG_FIN_HI };
+            slot.key.tail |= if src_is_lo { FLAG_FIN_LO } else { FLAG_FIN_HI };
         }
         if p.tcp_flags.rst {
-            slot.key.flags |= FLAG_RST;
+            slot.key.tail |= FLAG_RST;
         }
         // Re-link at the tail of the list its (possibly new) state calls for,
         // when its list changes (a FIN or RST, also on a flow's first
@@ -1028,6 +1115,8 @@ impl<T> FlowTable<T> {
             key: KeyRef {
                 key: &slot.key,
                 lo_first,
+                slot: i,
+                tunnels: &self.tunnels,
             },
         }
     }
@@ -1048,7 +1137,22 @@ impl<T> FlowTable<T> {
             }
         }
         let mut key = lookup.key;
-        key.flags = if lookup.src_is_lo { FLAG_LO_FIRST } else { 0 };
+        let mut hash = lookup.hash;
+        key.tail |= if lookup.src_is_lo { FLAG_LO_FIRST } else { 0 };
+        if let Some(t) = &p.tunnel {
+            // The tunnel's number (after any eviction, which may have freed
+            // one), and the key and hash with it.
+            let n = self.tunnels.acquire(t);
+            if self
+                .tunnels
+                .tunnel(n)
+                .is_some_and(|first| first.outer_src != t.outer_src)
+            {
+                key.tail |= FLAG_OUTER_REVERSED;
+            }
+            key.tail = (key.tail & !(UNNUMBERED << TUNNEL_SHIFT)) | (n << TUNNEL_SHIFT);
+            hash = key.hash(&self.hasher);
+        }
         let slot = Slot {
             key,
             counters: FlowCounters {
@@ -1072,8 +1176,11 @@ impl<T> FlowTable<T> {
                 (self.slots.len() - 1) as u32
             }
         };
+        if let Some(t) = &p.tunnel {
+            self.tunnels.note_flow(i, t);
+        }
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert(lookup.hash, i, |j| {
+        self.index.insert(hash, i, |j| {
             slots
                 .get(j as usize)
                 .and_then(|s| s.as_ref())
@@ -1123,6 +1230,7 @@ mod tests {
             payload_len: 10,
             tcp_flags: TcpFlags::default(),
             random_head: None,
+            tunnel: None,
         }
     }
 
@@ -1309,6 +1417,7 @@ mod tests {
             payload_len: 0,
             tcp_flags: TcpFlags::default(),
             random_head: None,
+            tunnel: None,
         };
         let hashes = |h: &FlowHasher| -> Vec<u64> {
             keys.iter()
@@ -1350,6 +1459,7 @@ mod tests {
             payload_len: 12,
             tcp_flags: TcpFlags::default(),
             random_head: None,
+            tunnel: None,
         };
         let mut seen = std::collections::HashSet::new();
         for (i, (a, b)) in [

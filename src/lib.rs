@@ -43,6 +43,7 @@ pub mod plots;
 pub mod synth;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod tunnel;
 pub mod verdict;
 #[doc(hidden)]
 pub mod wire;

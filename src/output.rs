@@ -155,6 +155,19 @@ pub struct RecordJson<'a> {
     pub rhythm_windows: u16,
     /// The sum of its windows' clamped log-odds.
     pub rhythm_log_odds_sum: f64,
+    /// The tunnel that carried the flow (the innermost): "gtp_u", "gre",
+    /// "erspan", "pptp", "vxlan", "geneve", "ip_in_ip", "capwap", or null.
+    pub tunnel: Option<&'static str>,
+    /// Its identifier: TEID (GTP-U, of the receiving end of the flow's
+    /// first packet), VNI (VXLAN, Geneve), key (GRE), session (ERSPAN),
+    /// call ID (PPTP); null where it has none.
+    pub tunnel_id: Option<u32>,
+    /// The tunnel's outer source address, as the flow's first packet went.
+    pub outer_src_ip: Option<String>,
+    /// The tunnel's outer destination address.
+    pub outer_dst_ip: Option<String>,
+    /// How many tunnels deep the flow travelled (1: one tunnel).
+    pub tunnel_depth: Option<u8>,
     /// Forward evidence (initiator to responder).
     pub fwd: DirectionJson,
     /// Backward evidence.
@@ -193,6 +206,11 @@ impl<'a> RecordJson<'a> {
             rhythm_decision: r.rhythm.decision.as_str(),
             rhythm_windows: r.rhythm.windows,
             rhythm_log_odds_sum: round3(f64::from(r.rhythm.sum_log_odds)),
+            tunnel: r.tunnel.map(|t| t.kind.as_str()),
+            tunnel_id: r.tunnel.and_then(|t| t.id),
+            outer_src_ip: r.tunnel.map(|t| t.outer_src.to_string()),
+            outer_dst_ip: r.tunnel.map(|t| t.outer_dst.to_string()),
+            tunnel_depth: r.tunnel.map(|t| t.depth),
             fwd: DirectionJson::from(&r.directions[0]),
             bwd: DirectionJson::from(&r.directions[1]),
         }
@@ -268,6 +286,11 @@ pub const CSV_COLUMNS: &[&str] = &[
     "bwd_structured_groups",
     "bwd_nbc_decision",
     "first_payload_random",
+    "tunnel",
+    "tunnel_id",
+    "outer_src_ip",
+    "outer_dst_ip",
+    "tunnel_depth",
 ];
 
 fn csv_field(s: &str) -> String {
@@ -387,6 +410,11 @@ impl<W: Write> RecordWriter<W> {
                     j.bwd.structured_groups.to_string(),
                     j.bwd.nbc_decision.to_string(),
                     opt(j.first_payload_random),
+                    opt(j.tunnel),
+                    opt(j.tunnel_id),
+                    opt(j.outer_src_ip.as_deref()),
+                    opt(j.outer_dst_ip.as_deref()),
+                    opt(j.tunnel_depth),
                 ];
                 writeln!(self.out, "{}", fields.join(","))
             }

@@ -9,7 +9,10 @@ use std::net::IpAddr;
 
 use etherparse::{IpNumber, LaxIpSlice, TcpSlice, UdpSlice};
 
-use crate::wire::link::{network_of, LinkError, Network};
+use crate::config::TunnelConfig;
+use crate::tunnel::{Tunnel, TunnelKind};
+use crate::wire::link::{by_ethertype, by_ppp, network_of, LinkError, Network};
+use crate::wire::{capwap, geneve, gre, gtp, vxlan, WireError};
 
 /// A capture timestamp in microseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -124,6 +127,8 @@ pub struct Packet<'a> {
     /// that kept only the first bytes already judged it (a
     /// [`PacketRecord`] of a TCP payload); None: judged from `payload`.
     pub random_head: Option<bool>,
+    /// The tunnel that carried the packet (the innermost), if any.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// The most payload bytes any classifier reads from one message: the CSC's
@@ -176,6 +181,8 @@ const RECORD_RST: u8 = 32;
 /// A TCP payload random from its first byte (judged by the reader, which
 /// saw the whole payload).
 const RECORD_RANDOM_HEAD: u8 = 64;
+/// The packet came through a tunnel (which travels beside the record).
+const RECORD_TUNNEL: u8 = 128;
 
 fn addr_bytes(ip: &IpAddr) -> [u8; 16] {
     match ip {
@@ -205,6 +212,20 @@ impl PacketRecord {
             p.payload_len,
             random_head,
         )
+        .tunneled(p.tunnel.is_some())
+    }
+
+    fn tunneled(mut self, yes: bool) -> PacketRecord {
+        if yes {
+            self.flags |= RECORD_TUNNEL;
+        }
+        self
+    }
+
+    /// Whether the packet came through a tunnel.
+    #[inline]
+    pub fn is_tunneled(&self) -> bool {
+        self.flags & RECORD_TUNNEL != 0
     }
 
     /// A record of its fields (addresses as in the record: IPv4 in the
@@ -245,33 +266,38 @@ impl PacketRecord {
         }
     }
 
-    /// The record of a frame: [`decode`] and [`PacketRecord::of`] in one,
-    /// the common case ([`decode_common`]) written straight from the
-    /// frame's bytes. A test holds the two ways equal on every frame of the
-    /// real and synthetic captures.
+    /// The record of a frame, and the tunnel that carried it: [`decode_with`]
+    /// and [`PacketRecord::of`] in one, the common case ([`decode_common`])
+    /// written straight from the frame's bytes. A test holds the two ways
+    /// equal on every frame of the real and synthetic captures.
     #[inline]
     pub fn of_frame(
         raw: &RawPacket<'_>,
+        tunnels: &TunnelConfig,
         random_head: impl Fn(&[u8]) -> bool,
-    ) -> Result<PacketRecord, SkipReason> {
+    ) -> Result<(PacketRecord, Option<Tunnel>), SkipReason> {
         let ip_bytes = match network_of(raw.link_type, raw.data)? {
             Network::Ip(b) => b,
             Network::NotIp(_) => return Err(SkipReason::NotIp),
         };
         if let Some(v) = CommonView::of(ip_bytes) {
-            return Ok(PacketRecord::with(
-                raw.ts,
-                (v.src, v.src_port),
-                (v.dst, v.dst_port),
-                v.transport,
-                v.v6,
-                v.tcp_flags,
-                v.data,
-                v.data.len() as u32,
-                random_head,
-            ));
+            if !v.may_tunnel(tunnels) {
+                let r = PacketRecord::with(
+                    raw.ts,
+                    (v.src, v.src_port),
+                    (v.dst, v.dst_port),
+                    v.transport,
+                    v.v6,
+                    v.tcp_flags,
+                    v.data,
+                    v.data.len() as u32,
+                    random_head,
+                );
+                return Ok((r, None));
+            }
         }
-        decode_ip(raw.ts, ip_bytes).map(|p| PacketRecord::of(&p, random_head))
+        decode_ip_with(raw.ts, ip_bytes, tunnels)
+            .map(|p| (PacketRecord::of(&p, random_head), p.tunnel))
     }
 
     /// The record's two endpoints as words (an address's halves and a
@@ -336,6 +362,7 @@ impl PacketRecord {
                 rst: on(RECORD_RST),
             },
             random_head: (on(RECORD_TCP) && self.payload_len > 0).then_some(on(RECORD_RANDOM_HEAD)),
+            tunnel: None,
         }
     }
 }
@@ -358,17 +385,24 @@ pub enum SkipReason {
     /// A later IP fragment: its bytes belong to a datagram whose ports only
     /// the first fragment carries.
     NonFirstFragment,
+    /// Nested in more tunnels than [`TunnelConfig::max_depth`].
+    TunnelTooDeep,
+    /// A tunnel's header (GRE, ERSPAN) that cannot be read: an unknown
+    /// version, obsolete source routing, a bad ERSPAN version.
+    MalformedTunnel,
 }
 
 impl SkipReason {
     /// All reasons, in report order.
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 8] = [
         SkipReason::UnsupportedLinkType,
         SkipReason::Truncated,
         SkipReason::Malformed,
         SkipReason::NotIp,
         SkipReason::NotTcpUdp,
         SkipReason::NonFirstFragment,
+        SkipReason::TunnelTooDeep,
+        SkipReason::MalformedTunnel,
     ];
 
     /// A short snake-case name for reports.
@@ -380,6 +414,8 @@ impl SkipReason {
             SkipReason::NotIp => "not_ip",
             SkipReason::NotTcpUdp => "not_tcp_udp",
             SkipReason::NonFirstFragment => "non_first_fragment",
+            SkipReason::TunnelTooDeep => "tunnel_too_deep",
+            SkipReason::MalformedTunnel => "malformed_tunnel",
         }
     }
 
@@ -391,7 +427,7 @@ impl SkipReason {
 
 /// Counts of skipped frames by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SkipCounts([u64; 6]);
+pub struct SkipCounts([u64; SkipReason::ALL.len()]);
 
 impl SkipCounts {
     /// Adds one frame skipped for `reason`.
@@ -457,17 +493,41 @@ fn ipv6_fragment_offset(first: u8, exts: &[u8]) -> u16 {
     0
 }
 
-/// Decodes one frame. Never panics, whatever the bytes.
+/// Decodes one frame, opening every tunnel ([`TunnelConfig::default`]).
+/// Never panics, whatever the bytes.
 #[inline(always)]
 pub fn decode<'a>(raw: &RawPacket<'a>) -> Result<Packet<'a>, SkipReason> {
+    decode_with(raw, &TunnelConfig::STANDARD)
+}
+
+/// Decodes one frame, opening the tunnels that `tunnels` names. Never
+/// panics, whatever the bytes.
+#[inline(always)]
+pub fn decode_with<'a>(
+    raw: &RawPacket<'a>,
+    tunnels: &TunnelConfig,
+) -> Result<Packet<'a>, SkipReason> {
     let ip_bytes = match network_of(raw.link_type, raw.data)? {
         Network::Ip(b) => b,
         Network::NotIp(_) => return Err(SkipReason::NotIp),
     };
-    if let Some(p) = decode_common(raw.ts, ip_bytes) {
-        return Ok(p);
+    decode_network(raw.ts, ip_bytes, tunnels)
+}
+
+/// Decodes an IP packet: the common case directly, the rest (and whatever
+/// may be a tunnel) through [`decode_ip_with`].
+#[inline(always)]
+pub(crate) fn decode_network<'a>(
+    ts: Timestamp,
+    ip_bytes: &'a [u8],
+    tunnels: &TunnelConfig,
+) -> Result<Packet<'a>, SkipReason> {
+    if let Some(v) = CommonView::of(ip_bytes) {
+        if !v.may_tunnel(tunnels) {
+            return Ok(v.packet(ts));
+        }
     }
-    decode_ip(raw.ts, ip_bytes)
+    decode_ip_with(ts, ip_bytes, tunnels)
 }
 
 /// The common case, read directly: IPv4 without options or fragmentation,
@@ -480,26 +540,7 @@ pub fn decode<'a>(raw: &RawPacket<'a>) -> Result<Packet<'a>, SkipReason> {
 #[inline]
 #[doc(hidden)]
 pub fn decode_common(ts: Timestamp, b: &[u8]) -> Option<Packet<'_>> {
-    let v = CommonView::of(b)?;
-    let addr = |a: [u8; 16]| -> IpAddr {
-        if v.v6 {
-            IpAddr::from(a)
-        } else {
-            IpAddr::from([a[0], a[1], a[2], a[3]])
-        }
-    };
-    Some(Packet {
-        ts,
-        src_ip: addr(v.src),
-        dst_ip: addr(v.dst),
-        src_port: v.src_port,
-        dst_port: v.dst_port,
-        transport: v.transport,
-        payload: v.data,
-        payload_len: v.data.len() as u32,
-        tcp_flags: v.tcp_flags,
-        random_head: None,
-    })
+    CommonView::of(b).map(|v| v.packet(ts))
 }
 
 /// The fields of a packet of the common case ([`decode_common`]), still in
@@ -521,6 +562,40 @@ struct CommonView<'a> {
 }
 
 impl<'a> CommonView<'a> {
+    /// Whether it is a UDP datagram on a port of a tunnel that is opened
+    /// (its header then decides, on the general path).
+    #[inline(always)]
+    fn may_tunnel(&self, tunnels: &TunnelConfig) -> bool {
+        self.transport == Transport::Udp
+            && tunnels.udp_port_may_tunnel(self.src_port, self.dst_port)
+    }
+
+    /// The packet.
+    #[inline(always)]
+    fn packet(&self, ts: Timestamp) -> Packet<'a> {
+        let v6 = self.v6;
+        let addr = |a: [u8; 16]| -> IpAddr {
+            if v6 {
+                IpAddr::from(a)
+            } else {
+                IpAddr::from([a[0], a[1], a[2], a[3]])
+            }
+        };
+        Packet {
+            ts,
+            src_ip: addr(self.src),
+            dst_ip: addr(self.dst),
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            transport: self.transport,
+            payload: self.data,
+            payload_len: self.data.len() as u32,
+            tcp_flags: self.tcp_flags,
+            random_head: None,
+            tunnel: None,
+        }
+    }
+
     #[inline(always)]
     fn of(b: &'a [u8]) -> Option<CommonView<'a>> {
         let first = *b.first()?;
@@ -600,9 +675,153 @@ impl<'a> CommonView<'a> {
 }
 
 /// Decodes an IP packet (either version) with `etherparse`'s lax slicers:
-/// options, extension headers, fragments and cut lengths included.
+/// options, extension headers, fragments and cut lengths included. Opens
+/// no tunnel: the packet as it is on the wire.
 #[doc(hidden)]
 pub fn decode_ip(ts: Timestamp, ip_bytes: &[u8]) -> Result<Packet<'_>, SkipReason> {
+    decode_ip_at(ts, ip_bytes, &TunnelConfig::NONE, 0)
+}
+
+/// [`decode_ip`], opening the tunnels that `tunnels` names.
+#[doc(hidden)]
+pub fn decode_ip_with<'a>(
+    ts: Timestamp,
+    ip_bytes: &'a [u8],
+    tunnels: &TunnelConfig,
+) -> Result<Packet<'a>, SkipReason> {
+    decode_ip_at(ts, ip_bytes, tunnels, 0)
+}
+
+/// What a tunnel carries: where its inner packet starts.
+enum Inner<'a> {
+    /// An IP packet.
+    Ip(&'a [u8]),
+    /// An Ethernet frame.
+    Ethernet(&'a [u8]),
+    /// A payload of this EtherType.
+    Ethertype(u16, &'a [u8]),
+    /// A PPP frame.
+    Ppp(&'a [u8]),
+}
+
+/// The packet inside a tunnel (`depth` tunnels deep, counting this one):
+/// its own tunnel if it is in a deeper one, else `tunnel`.
+fn enter<'a>(
+    ts: Timestamp,
+    inner: Inner<'a>,
+    tunnel: Tunnel,
+    tunnels: &TunnelConfig,
+) -> Result<Packet<'a>, SkipReason> {
+    if tunnel.depth > tunnels.max_depth.min(TunnelConfig::DEEPEST) {
+        return Err(SkipReason::TunnelTooDeep);
+    }
+    let network = match inner {
+        Inner::Ip(b) => Network::Ip(b),
+        Inner::Ethernet(b) => network_of(1, b)?,
+        Inner::Ethertype(t, b) => by_ethertype(t, b)?,
+        Inner::Ppp(b) => by_ppp(crate::wire::ppp::Frame::new_checked(b).map_err(LinkError::from)?)?,
+    };
+    let Network::Ip(ip) = network else {
+        return Err(SkipReason::NotIp);
+    };
+    let mut p = match CommonView::of(ip) {
+        Some(v) if !v.may_tunnel(tunnels) => v.packet(ts),
+        _ => decode_ip_at(ts, ip, tunnels, tunnel.depth)?,
+    };
+    if p.tunnel.is_none() {
+        p.tunnel = Some(tunnel);
+    }
+    Ok(p)
+}
+
+/// A UDP datagram's tunnel, if its ports and header say it is one that is
+/// opened: the tunnel's kind and identifier, and what it carries. A header
+/// that does not pass the checks leaves the datagram as it is (a
+/// stranger's flow on a tunnel's port is not mangled).
+fn udp_tunnel<'a>(
+    tunnels: &TunnelConfig,
+    (src_port, dst_port): (u16, u16),
+    payload: &'a [u8],
+    declared: usize,
+) -> Option<(TunnelKind, Option<u32>, Inner<'a>)> {
+    if tunnels.gtp_u && (dst_port == tunnels.gtp_u_port || src_port == tunnels.gtp_u_port) {
+        if let Ok(h) = gtp::Header::new_checked(payload, declared) {
+            let inner = h.payload();
+            // A G-PDU carries IP: its first nibble says which version.
+            if matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)) {
+                return Some((TunnelKind::GtpU, Some(h.teid()), Inner::Ip(inner)));
+            }
+        }
+    }
+    if tunnels.vxlan && tunnels.vxlan_ports.contains(&dst_port) {
+        if let Ok(h) = vxlan::Header::new_checked(payload) {
+            return Some((
+                TunnelKind::Vxlan,
+                Some(h.vni()),
+                Inner::Ethernet(h.payload()),
+            ));
+        }
+    }
+    if tunnels.geneve && dst_port == tunnels.geneve_port {
+        if let Ok(h) = geneve::Header::new_checked(payload) {
+            let inner = match h.protocol() {
+                gre::PROTO_TEB => Inner::Ethernet(h.payload()),
+                t => Inner::Ethertype(t, h.payload()),
+            };
+            return Some((TunnelKind::Geneve, Some(h.vni()), inner));
+        }
+    }
+    if tunnels.capwap
+        && (dst_port == tunnels.capwap_data_port || src_port == tunnels.capwap_data_port)
+    {
+        match capwap::carried(payload) {
+            Ok(capwap::Carried::Ethernet(f)) => {
+                return Some((TunnelKind::Capwap, None, Inner::Ethernet(f)))
+            }
+            Ok(capwap::Carried::Ethertype(t, b)) => {
+                return Some((TunnelKind::Capwap, None, Inner::Ethertype(t, b)))
+            }
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+/// A GRE packet's tunnel: kind, identifier and what it carries.
+fn gre_tunnel(bytes: &[u8]) -> Result<(TunnelKind, Option<u32>, Inner<'_>), SkipReason> {
+    let malformed = |e: WireError| match e {
+        WireError::Truncated => SkipReason::Truncated,
+        WireError::Unsupported => SkipReason::MalformedTunnel,
+    };
+    let h = gre::Header::new_checked(bytes).map_err(malformed)?;
+    let payload = h.payload();
+    Ok(match (h.version(), h.protocol()) {
+        (1, _) => (TunnelKind::Pptp, h.key(), Inner::Ppp(payload)),
+        (_, gre::PROTO_TEB) => (TunnelKind::Gre, h.key(), Inner::Ethernet(payload)),
+        (_, gre::PROTO_ERSPAN_II) if !h.sequenced() => {
+            // Type I: the mirrored frame straight after GRE.
+            (TunnelKind::Erspan, None, Inner::Ethernet(payload))
+        }
+        (_, t @ (gre::PROTO_ERSPAN_II | gre::PROTO_ERSPAN_III)) => {
+            let e =
+                gre::Erspan::new_checked(payload, t == gre::PROTO_ERSPAN_III).map_err(malformed)?;
+            (
+                TunnelKind::Erspan,
+                Some(e.session()),
+                Inner::Ethernet(e.payload()),
+            )
+        }
+        (_, t) => (TunnelKind::Gre, h.key(), Inner::Ethertype(t, payload)),
+    })
+}
+
+/// [`decode_ip_with`] for a packet `depth` tunnels deep.
+fn decode_ip_at<'a>(
+    ts: Timestamp,
+    ip_bytes: &'a [u8],
+    tunnels: &TunnelConfig,
+    depth: u8,
+) -> Result<Packet<'a>, SkipReason> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|e| match e {
         etherparse::err::ip::LaxHeaderSliceError::Len(_) => SkipReason::Truncated,
         etherparse::err::ip::LaxHeaderSliceError::Content(_) => SkipReason::Malformed,
@@ -630,16 +849,41 @@ pub fn decode_ip(ts: Timestamp, ip_bytes: &[u8]) -> Result<Packet<'_>, SkipReaso
         }
     };
     let payload = ip.payload();
+    let src_ip = ip.source_addr();
+    let dst_ip = ip.destination_addr();
+    let tunnel = |kind: TunnelKind, id: Option<u32>| Tunnel {
+        kind,
+        id,
+        outer_src: src_ip,
+        outer_dst: dst_ip,
+        depth: depth.saturating_add(1),
+    };
     let transport = match payload.ip_number {
         IpNumber::UDP => Transport::Udp,
         IpNumber::TCP => Transport::Tcp,
+        IpNumber::IPV4 | IpNumber::IPV6 if tunnels.ip_in_ip => {
+            if fragmented && !first_fragment {
+                return Err(SkipReason::NonFirstFragment);
+            }
+            return enter(
+                ts,
+                Inner::Ip(payload.payload),
+                tunnel(TunnelKind::IpInIp, None),
+                tunnels,
+            );
+        }
+        IpNumber::GRE if tunnels.gre => {
+            if fragmented && !first_fragment {
+                return Err(SkipReason::NonFirstFragment);
+            }
+            let (kind, id, inner) = gre_tunnel(payload.payload)?;
+            return enter(ts, inner, tunnel(kind, id), tunnels);
+        }
         _ => return Err(SkipReason::NotTcpUdp),
     };
     if fragmented && !first_fragment {
         return Err(SkipReason::NonFirstFragment);
     }
-    let src_ip = ip.source_addr();
-    let dst_ip = ip.destination_addr();
     let bytes = payload.payload;
     match transport {
         Transport::Udp => {
@@ -654,17 +898,24 @@ pub fn decode_ip(ts: Timestamp, ip_bytes: &[u8]) -> Result<Packet<'_>, SkipReaso
             };
             let captured = udp.payload();
             let captured = &captured[..captured.len().min(payload_len)];
+            let ports = (udp.source_port(), udp.destination_port());
+            if !fragmented && tunnels.udp_port_may_tunnel(ports.0, ports.1) {
+                if let Some((kind, id, inner)) = udp_tunnel(tunnels, ports, captured, payload_len) {
+                    return enter(ts, inner, tunnel(kind, id), tunnels);
+                }
+            }
             Ok(Packet {
                 ts,
                 src_ip,
                 dst_ip,
-                src_port: udp.source_port(),
-                dst_port: udp.destination_port(),
+                src_port: ports.0,
+                dst_port: ports.1,
                 transport,
                 payload: captured,
                 payload_len: payload_len as u32,
                 tcp_flags: TcpFlags::default(),
                 random_head: None,
+                tunnel: None,
             })
         }
         Transport::Tcp => {
@@ -697,6 +948,7 @@ pub fn decode_ip(ts: Timestamp, ip_bytes: &[u8]) -> Result<Packet<'_>, SkipReaso
                     rst: tcp.rst(),
                 },
                 random_head: None,
+                tunnel: None,
             })
         }
     }
@@ -727,6 +979,7 @@ mod tests {
                     rst: false,
                 },
                 random_head: None,
+                tunnel: None,
             },
             Packet {
                 ts: Timestamp(-5),
@@ -739,6 +992,7 @@ mod tests {
                 payload_len: 3,
                 tcp_flags: TcpFlags::default(),
                 random_head: None,
+                tunnel: None,
             },
         ];
         let tests = crate::csc::GroupTests::new(&crate::config::CscConfig::default());
@@ -809,8 +1063,8 @@ mod tests {
         let judge = |b: &[u8]| crate::endpoint::encrypted_from_first_byte(b, &tests);
         for f in &frames {
             let r = raw(101, f);
-            let direct = PacketRecord::of_frame(&r, judge);
-            let decoded = decode(&r).map(|p| PacketRecord::of(&p, judge));
+            let direct = PacketRecord::of_frame(&r, &TunnelConfig::STANDARD, judge);
+            let decoded = decode(&r).map(|p| (PacketRecord::of(&p, judge), p.tunnel));
             assert_eq!(direct, decoded, "frame {f:?}");
         }
     }

@@ -35,6 +35,8 @@ use std::path::Path;
 
 use etherparse::PacketBuilder;
 
+use crate::tunnel::TunnelKind;
+
 use crate::packet::Transport;
 
 /// xorshift64* generator: reproducible from a seed.
@@ -484,6 +486,11 @@ pub struct SynthConfig {
     pub pauses: bool,
     /// Seconds a bulk transfer (QUIC, random UDP/TCP bulk) lasts.
     pub bulk_seconds: f64,
+    /// Wraps every frame in a tunnel (GTP-U, GRE, VXLAN, IP in IP) between
+    /// two tunnel endpoints, 10.200.0.1 on the clients' side and 10.200.0.2
+    /// beyond: what a capture on a carrier's or a data centre's link looks
+    /// like. None: plain frames.
+    pub tunnel: Option<TunnelKind>,
 }
 
 impl Default for SynthConfig {
@@ -510,6 +517,7 @@ impl Default for SynthConfig {
             ringing: true,
             pauses: true,
             bulk_seconds: 6.0,
+            tunnel: None,
         }
     }
 }
@@ -1139,6 +1147,7 @@ pub struct Generator {
     flows: Vec<FlowGen>,
     heap: BinaryHeap<Reverse<(i64, u32)>>,
     loss: f64,
+    tunnel: Option<TunnelKind>,
 }
 
 /// A planned client: its endpoint, its peers, when it starts, its VLAN.
@@ -1411,6 +1420,7 @@ impl Generator {
 
     fn of_plan(pl: Planner<'_>) -> Generator {
         let loss = pl.cfg.loss;
+        let tunnel = pl.cfg.tunnel;
         let Planner { rng, flows, .. } = pl;
         let mut heap = BinaryHeap::new();
         for (i, f) in flows.iter().enumerate() {
@@ -1423,7 +1433,13 @@ impl Generator {
             flows,
             heap,
             loss,
+            tunnel,
         }
+    }
+
+    /// The tunnel its frames are wrapped in, if any.
+    pub fn tunnel(&self) -> Option<TunnelKind> {
+        self.tunnel
     }
 
     /// The flows planned, with their labels.
@@ -1502,8 +1518,131 @@ pub fn frame_of(m: &Message, frame: &mut Vec<u8>) -> bool {
     r.is_ok()
 }
 
+/// Builds the frame of a message into `frame`, wrapped in `tunnel` if
+/// given ([`wrap_in_tunnel`]).
+pub fn frame_in(m: &Message, tunnel: Option<TunnelKind>, frame: &mut Vec<u8>) -> bool {
+    if !frame_of(m, frame) {
+        return false;
+    }
+    match tunnel {
+        None => true,
+        Some(kind) => {
+            let inner = std::mem::take(frame);
+            wrap_in_tunnel(kind, m, &inner, frame)
+        }
+    }
+}
+
+/// The tunnel endpoint on the clients' side (a base station, a VTEP).
+const TUNNEL_NEAR: [u8; 4] = [10, 200, 0, 1];
+/// The tunnel endpoint beyond (a gateway, a VTEP).
+const TUNNEL_FAR: [u8; 4] = [10, 200, 0, 2];
+
+/// Wraps the Ethernet frame `inner` of message `m` in a tunnel of `kind`
+/// between 10.200.0.1 and 10.200.0.2 into `out`: the clients'
+/// side (private or documentation-prefix addresses) sends from the near
+/// end. GTP-U carries the IP packet with a TEID per client and direction
+/// (as a base station and a gateway each name their end of a bearer), GRE
+/// carries it with key 77, VXLAN carries the whole frame in VNI 4242, IP in
+/// IP carries the IP packet. False for a kind the generator does not make.
+pub fn wrap_in_tunnel(kind: TunnelKind, m: &Message, inner: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let is_near = |ip: &IpAddr| match ip {
+        IpAddr::V4(a) => a.octets()[0] == 10,
+        IpAddr::V6(a) => a.octets()[1] == 0x01,
+    };
+    let uplink = is_near(&m.src.0);
+    let (src, dst) = if uplink {
+        (TUNNEL_NEAR, TUNNEL_FAR)
+    } else {
+        (TUNNEL_FAR, TUNNEL_NEAR)
+    };
+    // The IP packet inside the Ethernet frame (after a VLAN tag, if any).
+    let ip_at = if inner.get(12..14) == Some(&[0x81, 0x00][..]) {
+        18
+    } else {
+        14
+    };
+    let Some(ip) = inner.get(ip_at..) else {
+        return false;
+    };
+    let v6 = ip.first().is_some_and(|b| b >> 4 == 6);
+    let client = if uplink { m.src.0 } else { m.dst.0 };
+    let client_tag = match client {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            u32::from_be_bytes([o[12], o[13], o[14], o[15]])
+        }
+    };
+    let mut body = Vec::with_capacity(inner.len() + 16);
+    let (protocol, ports) = match kind {
+        TunnelKind::GtpU => {
+            // Version 1, GTP, no options; G-PDU; length; TEID.
+            let teid = (client_tag & 0x0FFF_FFFF) | if uplink { 0x1000_0000 } else { 0x2000_0000 };
+            body.extend_from_slice(&[0x30, 0xFF]);
+            body.extend_from_slice(&(ip.len() as u16).to_be_bytes());
+            body.extend_from_slice(&teid.to_be_bytes());
+            body.extend_from_slice(ip);
+            (17u8, Some((crate::wire::gtp::PORT, crate::wire::gtp::PORT)))
+        }
+        TunnelKind::Vxlan => {
+            body.extend_from_slice(&[0x08, 0, 0, 0, 0, 0x10, 0x92, 0]);
+            body.extend_from_slice(inner);
+            // The source port from the inner flow, as VTEPs spread flows.
+            let entropy = 49152 + ((u32::from(m.src.1) ^ u32::from(m.dst.1)) & 0x3FFF) as u16;
+            (17u8, Some((entropy, crate::wire::vxlan::PORT)))
+        }
+        TunnelKind::Gre => {
+            // Key present; the inner IP packet's EtherType.
+            body.extend_from_slice(&[0x20, 0x00]);
+            body.extend_from_slice(&(if v6 { 0x86DDu16 } else { 0x0800 }).to_be_bytes());
+            body.extend_from_slice(&77u32.to_be_bytes());
+            body.extend_from_slice(ip);
+            (crate::wire::gre::IP_PROTOCOL, None)
+        }
+        TunnelKind::IpInIp => {
+            body.extend_from_slice(ip);
+            (if v6 { 41u8 } else { 4u8 }, None)
+        }
+        _ => return false,
+    };
+    let mut l4 = Vec::with_capacity(body.len() + 8);
+    if let Some((sp, dp)) = ports {
+        l4.extend_from_slice(&sp.to_be_bytes());
+        l4.extend_from_slice(&dp.to_be_bytes());
+        l4.extend_from_slice(&((body.len() + 8) as u16).to_be_bytes());
+        // No UDP checksum (allowed over IPv4, as tunnels usually send).
+        l4.extend_from_slice(&[0, 0]);
+    }
+    l4.extend_from_slice(&body);
+    let total = 20 + l4.len();
+    let Ok(total) = u16::try_from(total) else {
+        return false;
+    };
+    out.extend_from_slice(&[2, 0, 0, 0, 0, 3, 2, 0, 0, 0, 0, 4, 0x08, 0x00]);
+    let mut h = [0u8; 20];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&total.to_be_bytes());
+    h[8] = 64;
+    h[9] = protocol;
+    h[12..16].copy_from_slice(&src);
+    h[16..20].copy_from_slice(&dst);
+    let sum: u32 = h
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    let folded = (sum & 0xFFFF) + (sum >> 16);
+    let checksum = !(((folded & 0xFFFF) + (folded >> 16)) as u16);
+    h[10..12].copy_from_slice(&checksum.to_be_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&l4);
+    true
+}
+
 /// The next `limit` messages as Ethernet frames with their timestamps (for
-/// benchmarks and tests that feed the classifier without a file).
+/// benchmarks and tests that feed the classifier without a file), wrapped
+/// in the generator's tunnel if it has one.
 pub fn frames(gen: &mut Generator, limit: usize) -> Vec<(i64, Vec<u8>)> {
     let mut msg = Message {
         ts: 0,
@@ -1513,10 +1652,11 @@ pub fn frames(gen: &mut Generator, limit: usize) -> Vec<(i64, Vec<u8>)> {
         payload: Vec::with_capacity(2048),
         vlan: None,
     };
+    let tunnel = gen.tunnel();
     let mut out = Vec::new();
     while out.len() < limit && gen.next_into(&mut msg) {
         let mut f = Vec::with_capacity(msg.payload.len() + 62);
-        if frame_of(&msg, &mut f) {
+        if frame_in(&msg, tunnel, &mut f) {
             out.push((msg.ts, f));
         }
     }
@@ -1543,8 +1683,9 @@ pub fn write_pcap(
         vlan: None,
     };
     let mut n = 0u64;
+    let tunnel = gen.tunnel();
     while max_messages.is_none_or(|m| n < m) && gen.next_into(&mut msg) {
-        if !frame_of(&msg, &mut frame) {
+        if !frame_in(&msg, tunnel, &mut frame) {
             continue;
         }
         #[allow(clippy::useless_conversion)]

@@ -1,6 +1,7 @@
 //! Steady state allocates nothing per packet: once its flows exist and are
 //! decided, pushing more of their packets through the classifier makes no
-//! heap allocation. A counting global allocator checks it.
+//! heap allocation, plain or inside tunnels. A counting global allocator
+//! checks it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use skype_dpi::classifier::Classifier;
 use skype_dpi::model::Model;
 use skype_dpi::packet::{RawPacket, Timestamp};
 use skype_dpi::synth::{Generator, SynthConfig};
+use skype_dpi::tunnel::TunnelKind;
 
 struct Counting;
 
@@ -31,8 +33,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Plain frames, and (issue 17) frames inside tunnels. One test: the
+/// allocation counter is the whole process's.
 #[test]
 fn steady_state_allocates_nothing_per_packet() {
+    steady_state(None);
+    for kind in [TunnelKind::GtpU, TunnelKind::Vxlan, TunnelKind::Gre] {
+        steady_state(Some(kind));
+    }
+}
+
+fn steady_state(tunnel: Option<TunnelKind>) {
     let cfg = SynthConfig {
         seed: 3,
         spread_seconds: 0.5,
@@ -40,6 +51,7 @@ fn steady_state_allocates_nothing_per_packet() {
         bulk_seconds: 60.0,
         flows_per_profile: 2,
         signalling_clients: 0,
+        tunnel,
         ..SynthConfig::default()
     };
     // Frames made before any measurement.

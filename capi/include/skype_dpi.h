@@ -6,6 +6,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Bits of `skype_dpi_config.tunnels`: the tunnels the front end opens.
+#define SKYPE_DPI_TUNNEL_GTP_U 1
+
+// GRE, with ERSPAN and PPTP.
+#define SKYPE_DPI_TUNNEL_GRE 2
+
+// VXLAN.
+#define SKYPE_DPI_TUNNEL_VXLAN 4
+
+// Geneve.
+#define SKYPE_DPI_TUNNEL_GENEVE 8
+
+// IPv4 and IPv6 in IPv4 and IPv6.
+#define SKYPE_DPI_TUNNEL_IP_IN_IP 16
+
+// CAPWAP data.
+#define SKYPE_DPI_TUNNEL_CAPWAP 32
+
+// Every tunnel (the default).
+#define SKYPE_DPI_TUNNEL_ALL 63
+
 // What a call returns: 0 or more is success, below 0 an error.
 typedef enum {
   // Done.
@@ -79,6 +100,9 @@ typedef struct {
   double tcp_idle_timeout;
   // Seconds a closed TCP connection still takes its late packets.
   double tcp_close_linger;
+  // The tunnels opened, so that the flows inside are classified: an OR
+  // of `SKYPE_DPI_TUNNEL_*` bits.
+  uint32_t tunnels;
 } skype_dpi_config;
 
 // A flow's 5-tuple, the initiator first. IPv4 addresses are in the first
@@ -97,6 +121,26 @@ typedef struct {
   // Responder port.
   uint16_t dst_port;
 } skype_dpi_flow_key;
+
+// The tunnel that carried a flow.
+typedef struct {
+  // 0: none; 1 GTP-U, 2 GRE, 3 ERSPAN, 4 PPTP, 5 VXLAN, 6 Geneve, 7 IP
+  // in IP, 8 CAPWAP.
+  uint8_t kind;
+  // 1 when `id` holds the tunnel's identifier (TEID, VNI, GRE key,
+  // ERSPAN session, PPTP call ID), else 0.
+  uint8_t has_id;
+  // How many tunnels deep (1: one tunnel); 0 when none.
+  uint8_t depth;
+  // 4 or 6 (the outer addresses); 0 when none.
+  uint8_t ip_version;
+  // See `has_id`.
+  uint32_t id;
+  // The outer source address (IPv4 in the first 4 bytes).
+  uint8_t outer_src_ip[16];
+  // The outer destination address.
+  uint8_t outer_dst_ip[16];
+} skype_dpi_tunnel;
 
 // One event, as `skype_dpi_next_event` fills it.
 typedef struct {
@@ -134,13 +178,17 @@ typedef struct {
   // Flow records: 1 idle, 2 FIN, 3 RST, 4 evicted, 5 end of capture; 0
   // for other events.
   uint8_t end_reason;
+  // The tunnel that carried the flow (verdicts, flow records), as its
+  // first packet went through it.
+  skype_dpi_tunnel tunnel;
 } skype_dpi_event;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
-// The default settings (2^20 flows; UDP 120 s, TCP 300 s, linger 10 s).
+// The default settings (2^20 flows; UDP 120 s, TCP 300 s, linger 10 s;
+// every tunnel opened).
 skype_dpi_config skype_dpi_config_default(void);
 
 // Creates a classifier. `model_path`: a model file (UTF-8 path), or NULL

@@ -32,6 +32,7 @@ use skype_dpi::endpoint::EndpointKey;
 use skype_dpi::flow::{EndReason, FlowKey};
 use skype_dpi::model::Model;
 use skype_dpi::packet::{RawPacket, Timestamp, Transport};
+use skype_dpi::tunnel::{Tunnel, TunnelKind};
 use skype_dpi::verdict::{Kind, Label, Verdict, Via};
 
 /// What a call returns: 0 or more is success, below 0 an error.
@@ -161,7 +162,47 @@ pub struct skype_dpi_event {
     /// Flow records: 1 idle, 2 FIN, 3 RST, 4 evicted, 5 end of capture; 0
     /// for other events.
     pub end_reason: u8,
+    /// The tunnel that carried the flow (verdicts, flow records), as its
+    /// first packet went through it.
+    pub tunnel: skype_dpi_tunnel,
 }
+
+/// The tunnel that carried a flow.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct skype_dpi_tunnel {
+    /// 0: none; 1 GTP-U, 2 GRE, 3 ERSPAN, 4 PPTP, 5 VXLAN, 6 Geneve, 7 IP
+    /// in IP, 8 CAPWAP.
+    pub kind: u8,
+    /// 1 when `id` holds the tunnel's identifier (TEID, VNI, GRE key,
+    /// ERSPAN session, PPTP call ID), else 0.
+    pub has_id: u8,
+    /// How many tunnels deep (1: one tunnel); 0 when none.
+    pub depth: u8,
+    /// 4 or 6 (the outer addresses); 0 when none.
+    pub ip_version: u8,
+    /// See `has_id`.
+    pub id: u32,
+    /// The outer source address (IPv4 in the first 4 bytes).
+    pub outer_src_ip: [u8; 16],
+    /// The outer destination address.
+    pub outer_dst_ip: [u8; 16],
+}
+
+/// Bits of `skype_dpi_config.tunnels`: the tunnels the front end opens.
+pub const SKYPE_DPI_TUNNEL_GTP_U: u32 = 1;
+/// GRE, with ERSPAN and PPTP.
+pub const SKYPE_DPI_TUNNEL_GRE: u32 = 2;
+/// VXLAN.
+pub const SKYPE_DPI_TUNNEL_VXLAN: u32 = 4;
+/// Geneve.
+pub const SKYPE_DPI_TUNNEL_GENEVE: u32 = 8;
+/// IPv4 and IPv6 in IPv4 and IPv6.
+pub const SKYPE_DPI_TUNNEL_IP_IN_IP: u32 = 16;
+/// CAPWAP data.
+pub const SKYPE_DPI_TUNNEL_CAPWAP: u32 = 32;
+/// Every tunnel (the default).
+pub const SKYPE_DPI_TUNNEL_ALL: u32 = 63;
 
 /// The flow-table settings of a classifier.
 #[repr(C)]
@@ -175,9 +216,13 @@ pub struct skype_dpi_config {
     pub tcp_idle_timeout: f64,
     /// Seconds a closed TCP connection still takes its late packets.
     pub tcp_close_linger: f64,
+    /// The tunnels opened, so that the flows inside are classified: an OR
+    /// of `SKYPE_DPI_TUNNEL_*` bits.
+    pub tunnels: u32,
 }
 
-/// The default settings (2^20 flows; UDP 120 s, TCP 300 s, linger 10 s).
+/// The default settings (2^20 flows; UDP 120 s, TCP 300 s, linger 10 s;
+/// every tunnel opened).
 #[no_mangle]
 pub extern "C" fn skype_dpi_config_default() -> skype_dpi_config {
     let t = FlowTableConfig::default();
@@ -186,6 +231,7 @@ pub extern "C" fn skype_dpi_config_default() -> skype_dpi_config {
         udp_idle_timeout: t.udp_idle_timeout,
         tcp_idle_timeout: t.tcp_idle_timeout,
         tcp_close_linger: t.tcp_close_linger,
+        tunnels: SKYPE_DPI_TUNNEL_ALL,
     }
 }
 
@@ -278,6 +324,19 @@ pub unsafe extern "C" fn skype_dpi_classifier_new(
                 );
                 return SKYPE_DPI_ERR_ARGUMENT;
             }
+            if c.tunnels & !SKYPE_DPI_TUNNEL_ALL != 0 {
+                set_error(
+                    "skype_dpi_classifier_new: tunnels has bits that name no tunnel (use SKYPE_DPI_TUNNEL_* bits)",
+                );
+                return SKYPE_DPI_ERR_ARGUMENT;
+            }
+            let on = |bit: u32| c.tunnels & bit != 0;
+            table.tunnels.gtp_u = on(SKYPE_DPI_TUNNEL_GTP_U);
+            table.tunnels.gre = on(SKYPE_DPI_TUNNEL_GRE);
+            table.tunnels.vxlan = on(SKYPE_DPI_TUNNEL_VXLAN);
+            table.tunnels.geneve = on(SKYPE_DPI_TUNNEL_GENEVE);
+            table.tunnels.ip_in_ip = on(SKYPE_DPI_TUNNEL_IP_IN_IP);
+            table.tunnels.capwap = on(SKYPE_DPI_TUNNEL_CAPWAP);
             table.max_flows = usize::try_from(c.max_flows).unwrap_or(usize::MAX);
             table.udp_idle_timeout = c.udp_idle_timeout;
             table.tcp_idle_timeout = c.tcp_idle_timeout;
@@ -412,17 +471,43 @@ pub unsafe extern "C" fn skype_dpi_finish(c: *mut skype_dpi_classifier) -> skype
     })
 }
 
-fn key_of(k: &FlowKey) -> skype_dpi_flow_key {
-    let addr = |ip: &IpAddr| -> [u8; 16] {
-        match ip {
-            IpAddr::V4(a) => {
-                let mut b = [0u8; 16];
-                b[..4].copy_from_slice(&a.octets());
-                b
-            }
-            IpAddr::V6(a) => a.octets(),
+fn addr(ip: &IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            b
         }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+fn tunnel_of(t: Option<&Tunnel>) -> skype_dpi_tunnel {
+    let Some(t) = t else {
+        return skype_dpi_tunnel::default();
     };
+    skype_dpi_tunnel {
+        kind: match t.kind {
+            TunnelKind::GtpU => 1,
+            TunnelKind::Gre => 2,
+            TunnelKind::Erspan => 3,
+            TunnelKind::Pptp => 4,
+            TunnelKind::Vxlan => 5,
+            TunnelKind::Geneve => 6,
+            TunnelKind::IpInIp => 7,
+            TunnelKind::Capwap => 8,
+            _ => 255,
+        },
+        has_id: u8::from(t.id.is_some()),
+        depth: t.depth,
+        ip_version: if t.outer_src.is_ipv6() { 6 } else { 4 },
+        id: t.id.unwrap_or(0),
+        outer_src_ip: addr(&t.outer_src),
+        outer_dst_ip: addr(&t.outer_dst),
+    }
+}
+
+fn key_of(k: &FlowKey) -> skype_dpi_flow_key {
     skype_dpi_flow_key {
         protocol: k.transport.ip_number(),
         ip_version: if k.src_ip.is_ipv6() { 6 } else { 4 },
@@ -469,6 +554,7 @@ fn event_of(kind: skype_dpi_event_kind, key: skype_dpi_flow_key, v: &Verdict) ->
         first_seen_micros: 0,
         last_seen_micros: 0,
         end_reason: 0,
+        tunnel: skype_dpi_tunnel::default(),
     }
 }
 
@@ -482,6 +568,7 @@ fn record_event(kind: skype_dpi_event_kind, r: &FlowRecord) -> skype_dpi_event {
     e.payload_bytes = r.payload_bytes();
     e.first_seen_micros = r.first_seen.0;
     e.last_seen_micros = r.last_seen.0;
+    e.tunnel = tunnel_of(r.tunnel.as_ref());
     e.end_reason = match r.end {
         EndReason::Idle => 1,
         EndReason::Fin => 2,
@@ -527,11 +614,20 @@ pub unsafe extern "C" fn skype_dpi_next_event(
                 return SKYPE_DPI_NO_EVENT;
             };
             let event = match &e {
-                Event::Verdict { key, verdict, .. } => event_of(
-                    skype_dpi_event_kind::SKYPE_DPI_EVENT_VERDICT,
-                    key_of(key),
+                Event::Verdict {
+                    key,
                     verdict,
-                ),
+                    tunnel,
+                    ..
+                } => {
+                    let mut e = event_of(
+                        skype_dpi_event_kind::SKYPE_DPI_EVENT_VERDICT,
+                        key_of(key),
+                        verdict,
+                    );
+                    e.tunnel = tunnel_of(tunnel.as_ref());
+                    e
+                }
                 Event::FlowEnded(r) => {
                     record_event(skype_dpi_event_kind::SKYPE_DPI_EVENT_FLOW_ENDED, r)
                 }
@@ -644,6 +740,10 @@ mod tests {
         assert_eq!(r, SKYPE_DPI_ERR_ARGUMENT);
         cfg = skype_dpi_config_default();
         cfg.udp_idle_timeout = f64::NAN;
+        let r = unsafe { skype_dpi_classifier_new(std::ptr::null(), &cfg, &mut c) };
+        assert_eq!(r, SKYPE_DPI_ERR_ARGUMENT);
+        cfg = skype_dpi_config_default();
+        cfg.tunnels = SKYPE_DPI_TUNNEL_ALL + 1;
         let r = unsafe { skype_dpi_classifier_new(std::ptr::null(), &cfg, &mut c) };
         assert_eq!(r, SKYPE_DPI_ERR_ARGUMENT);
     }

@@ -74,12 +74,17 @@ fn rust_lines(capture: &Path) -> BTreeSet<String> {
         .iter()
         .map(|r| {
             format!(
-                "{} {} {} {} {}",
+                "{} {} {} {} {} {}",
                 r.key,
                 r.first_seen.0,
                 r.verdict.label.as_str(),
                 r.verdict.kind.map_or("-", |k| k.as_str()),
-                r.verdict.via.map_or("-", |v| v.as_str())
+                r.verdict.via.map_or("-", |v| v.as_str()),
+                r.tunnel.map_or("-".to_string(), |t| format!(
+                    "{}/{}",
+                    t.kind.as_str(),
+                    t.id.map_or("-".to_string(), |i| i.to_string())
+                ))
             )
         })
         .collect()
@@ -103,6 +108,9 @@ fn the_c_program_gets_the_verdicts_of_classify() {
             "bittorrent.pcap",
             "teams.pcap",
             "rtp.pcapng",
+            "vxlan.pcap",
+            "ipv6_in_gtp.pcap",
+            "gre.pcapng",
         ] {
             captures.push(ndpi.join("pcap").join(name));
         }

@@ -88,7 +88,9 @@ impl From<WireError> for LinkError {
     }
 }
 
-fn by_ethertype(ethertype: u16, payload: &[u8]) -> Result<Network<'_>, LinkError> {
+/// The network layer of a payload of EtherType `ethertype` (IP, PPPoE,
+/// MPLS).
+pub(crate) fn by_ethertype(ethertype: u16, payload: &[u8]) -> Result<Network<'_>, LinkError> {
     match ethertype {
         ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Ok(Network::Ip(payload)),
         ETHERTYPE_PPPOE_SESSION => by_ppp(ppp::Frame::new_checked_pppoe(payload)?),
@@ -105,7 +107,8 @@ fn by_ethertype(ethertype: u16, payload: &[u8]) -> Result<Network<'_>, LinkError
     }
 }
 
-fn by_ppp(frame: ppp::Frame<'_>) -> Result<Network<'_>, LinkError> {
+/// The network layer of a PPP frame.
+pub(crate) fn by_ppp(frame: ppp::Frame<'_>) -> Result<Network<'_>, LinkError> {
     match frame.protocol() {
         PPP_IPV4 | PPP_IPV6 => Ok(Network::Ip(frame.payload())),
         other => Ok(Network::NotIp(u32::from(other))),

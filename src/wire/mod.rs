@@ -5,14 +5,20 @@
 //! smoltcp's `wire` module. IP, TCP and UDP are read with `etherparse` in
 //! [`crate::packet`]; the link layers that `etherparse` does not cover (Linux
 //! cooked v2, BSD null, PPP, PPI, Cisco HDLC) are here, beside Ethernet with
-//! its VLAN tags.
+//! its VLAN tags, and the tunnels the front end opens (GTP-U, GRE with
+//! ERSPAN and PPTP, VXLAN, Geneve, CAPWAP data).
 
+pub mod capwap;
 pub mod ethernet;
+pub mod geneve;
+pub mod gre;
+pub mod gtp;
 pub mod link;
 pub mod null;
 pub mod ppi;
 pub mod ppp;
 pub mod sll;
+pub mod vxlan;
 
 pub use link::{network_of, LinkType, Network};
 

@@ -1,6 +1,7 @@
 /* Classifies captures through the C ABI of skype-dpi and prints one line
- * per flow: "proto src -> dst first_seen_micros label kind via", the final
- * verdict (an ended flow's record, replaced by a later revision).
+ * per flow: "proto src -> dst first_seen_micros label kind via tunnel",
+ * the final verdict (an ended flow's record, replaced by a later
+ * revision); the tunnel is "-" or "kind/id".
  *
  *   cc -Wall -Wextra -Werror -I capi/include classify.c libskype_dpi.a \
  *      -lpcap -lpthread -ldl -lm -o classify_c
@@ -22,6 +23,7 @@ struct flow_line {
     skype_dpi_label label;
     skype_dpi_kind kind;
     uint8_t via;
+    skype_dpi_tunnel tunnel;
 };
 
 static struct flow_line *flows;
@@ -45,6 +47,17 @@ static const char *kind_name(skype_dpi_kind k) {
     }
 }
 
+static void tunnel_name(char *out, size_t len, const skype_dpi_tunnel *t) {
+    static const char *names[] = {"-", "gtp_u", "gre", "erspan", "pptp", "vxlan", "geneve", "ip_in_ip", "capwap"};
+    if (t->kind == 0) {
+        snprintf(out, len, "-");
+    } else if (t->has_id) {
+        snprintf(out, len, "%s/%" PRIu32, t->kind < 9 ? names[t->kind] : "?", t->id);
+    } else {
+        snprintf(out, len, "%s/-", t->kind < 9 ? names[t->kind] : "?");
+    }
+}
+
 static void endpoint(char *out, size_t len, const uint8_t *ip, uint8_t version, uint16_t port) {
     char a[INET6_ADDRSTRLEN];
     inet_ntop(version == 6 ? AF_INET6 : AF_INET, ip, a, sizeof a);
@@ -53,7 +66,8 @@ static void endpoint(char *out, size_t len, const uint8_t *ip, uint8_t version, 
 
 static int same_flow(const struct flow_line *f, const skype_dpi_event *e) {
     return f->first_seen == e->first_seen_micros &&
-           memcmp(&f->key, &e->key, sizeof f->key) == 0;
+           memcmp(&f->key, &e->key, sizeof f->key) == 0 &&
+           memcmp(&f->tunnel, &e->tunnel, sizeof f->tunnel) == 0;
 }
 
 /* Keeps the final verdict of each flow: a record, or its later revision. */
@@ -71,7 +85,7 @@ static void record(const skype_dpi_event *e) {
         flows = realloc(flows, capflows * sizeof *flows);
         if (!flows) exit(1);
     }
-    flows[nflows++] = (struct flow_line){e->key, e->first_seen_micros, e->label, e->skype_kind, e->via};
+    flows[nflows++] = (struct flow_line){e->key, e->first_seen_micros, e->label, e->skype_kind, e->via, e->tunnel};
 }
 
 static int drain(skype_dpi_classifier *c) {
@@ -114,13 +128,14 @@ static int classify(const char *path) {
     skype_dpi_classifier_free(c);
     pcap_close(p);
     for (size_t i = 0; i < nflows; i++) {
-        char s[64], d[64];
+        char s[64], d[64], t[64];
         const struct flow_line *f = &flows[i];
         endpoint(s, sizeof s, f->key.src_ip, f->key.ip_version, f->key.src_port);
         endpoint(d, sizeof d, f->key.dst_ip, f->key.ip_version, f->key.dst_port);
-        printf("%s %s -> %s %" PRId64 " %s %s %s\n", f->key.protocol == 6 ? "tcp" : "udp", s, d,
+        tunnel_name(t, sizeof t, &f->tunnel);
+        printf("%s %s -> %s %" PRId64 " %s %s %s %s\n", f->key.protocol == 6 ? "tcp" : "udp", s, d,
                f->first_seen, label_name(f->label), kind_name(f->kind),
-               f->via == 1 ? "flow" : f->via == 2 ? "endpoint" : "-");
+               f->via == 1 ? "flow" : f->via == 2 ? "endpoint" : "-", t);
     }
     nflows = 0;
     return failed;
