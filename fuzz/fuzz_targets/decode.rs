@@ -1,13 +1,15 @@
-//! Frame decoding for every supported link type: never panics, and the
-//! packet record made straight from the frame (the `--threads` reader)
-//! equals the one made from the general decoder.
+//! Frame decoding for every supported link type, with every tunnel opened
+//! and with none: never panics; the packet record made straight from the
+//! frame (the `--threads` reader) equals the one made from the general
+//! decoder, tunnel included; a tunneled packet's tunnel is within the depth
+//! bound.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use skype_dpi::config::CscConfig;
+use skype_dpi::config::{CscConfig, TunnelConfig};
 use skype_dpi::csc::GroupTests;
 use skype_dpi::endpoint::encrypted_from_first_byte;
-use skype_dpi::packet::{decode, PacketRecord, RawPacket, Timestamp};
+use skype_dpi::packet::{decode_with, PacketRecord, RawPacket, Timestamp};
 
 #[path = "common.rs"]
 mod common;
@@ -25,7 +27,17 @@ fuzz_target!(|data: &[u8]| {
         data: frame,
         orig_len: frame.len() as u32,
     };
-    let decoded = decode(&raw);
-    let direct = PacketRecord::of_frame(&raw, judge);
-    assert_eq!(direct, decoded.map(|p| PacketRecord::of(&p, judge)));
+    for tunnels in [TunnelConfig::STANDARD, TunnelConfig::NONE] {
+        let decoded = decode_with(&raw, &tunnels);
+        if let Ok(p) = &decoded {
+            if let Some(t) = p.tunnel {
+                assert!(t.depth >= 1 && t.depth <= tunnels.max_depth);
+            }
+        }
+        let direct = PacketRecord::of_frame(&raw, &tunnels, judge);
+        assert_eq!(
+            direct,
+            decoded.map(|p| (PacketRecord::of(&p, judge), p.tunnel))
+        );
+    }
 });
