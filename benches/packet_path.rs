@@ -16,11 +16,18 @@ use skype_dpi::flow::FlowTable;
 use skype_dpi::model::Model;
 use skype_dpi::packet::{decode, RawPacket, Timestamp};
 use skype_dpi::synth::{Generator, SynthConfig};
+use skype_dpi::tunnel::TunnelKind;
 
 fn frames(n: usize) -> Vec<(i64, Vec<u8>)> {
+    frames_in(n, None)
+}
+
+/// The same traffic, wrapped in a tunnel (issue 17) when given.
+fn frames_in(n: usize, tunnel: Option<TunnelKind>) -> Vec<(i64, Vec<u8>)> {
     let cfg = SynthConfig {
         seed: 11,
         flows_per_profile: 3,
+        tunnel,
         ..SynthConfig::default()
     };
     skype_dpi::synth::frames(&mut Generator::new(&cfg), n)
@@ -93,6 +100,32 @@ fn per_packet(c: &mut Criterion) {
             black_box(c.open_flows())
         })
     });
+    g.finish();
+
+    // The same traffic inside tunnels: what opening them costs a packet.
+    let mut g = c.benchmark_group("per_packet_in_tunnels");
+    g.throughput(Throughput::Elements(n));
+    for kind in [TunnelKind::GtpU, TunnelKind::Vxlan, TunnelKind::Gre] {
+        let wrapped = frames_in(200_000, Some(kind));
+        g.bench_function(format!("decode/{}", kind.as_str()), |b| {
+            b.iter(|| {
+                for (ts, f) in &wrapped {
+                    let _ = black_box(decode(&raw(*ts, f)));
+                }
+            })
+        });
+        g.bench_function(format!("classifier_push/{}", kind.as_str()), |b| {
+            let model = Model::default_model().unwrap();
+            b.iter(|| {
+                let mut c = Classifier::new(model.clone());
+                for (ts, f) in &wrapped {
+                    let _ = c.push(&raw(*ts, f));
+                    c.drain_events().for_each(drop);
+                }
+                black_box(c.open_flows())
+            })
+        });
+    }
     g.finish();
 
     let mut counts = NibbleCounts::default();
