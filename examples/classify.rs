@@ -1,9 +1,10 @@
 //! Classifies the flows of captures (files or a live interface).
 //!
-//! cargo run --release --example classify -- [--format jsonl|csv|table]
-//!     [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] CAPTURE...
+//! cargo run --release --example classify -- [--format jsonl|csv|table|parquet]
+//!     [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] CAPTURE...
 //!
-//! Records go to stdout; a summary (captures, packets, flows, skipped
+//! Records go to stdout, or to `--out FILE` (Parquet needs a file: one row
+//! per flow, the columns of the JSON lines, `skype_dpi::columnar`); a summary (captures, packets, flows, skipped
 //! packets by reason, time) goes to stderr, with a progress bar while a
 //! file is read when stderr is a terminal. A live capture prints each
 //! verdict to stderr as it is reached and each flow's record when it ends;
@@ -12,7 +13,7 @@
 //! its end (its flows so far are printed).
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -28,18 +29,88 @@ use skype_dpi::packet::SkipReason;
 use skype_dpi::tunnel::TunnelKind;
 use skype_dpi::verdict::Label;
 
-const USAGE: &str = "usage: classify [--format jsonl|csv|table] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--tunnels LIST] [--duration S] [--read-only] CAPTURE...
+const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--tunnels LIST] [--duration S] [--read-only] CAPTURE...
   --tunnels LIST: the tunnels to open, to classify the flows inside (all, none, or some of gtp_u,gre,vxlan,geneve,ip_in_ip,capwap; default all)
+  --out FILE: write the records to FILE instead of stdout (needed by --format parquet)
   --duration S: stop a live capture after S seconds and report every flow
   --max-flows N: hold at most N flows at once (all workers together), evicting the longest idle
   --threads N: shard flows over N worker threads (same verdicts as one)
   --read-only: only read the frames through libpcap (the speed floor no classifier can beat)";
 
+/// Text formats go to stdout or a file; Parquet to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutputFormat {
+    Text(Format),
+    Parquet,
+}
+
+/// Where the records go.
+enum Sink {
+    Text(RecordWriter<Box<dyn Write>>),
+    #[cfg(feature = "parquet")]
+    Parquet(Box<skype_dpi::columnar::ParquetRecordWriter<std::fs::File>>),
+}
+
+impl Sink {
+    fn open(format: OutputFormat, out: Option<&Path>) -> Result<Sink, String> {
+        match format {
+            OutputFormat::Text(f) => {
+                let w: Box<dyn Write> = match out {
+                    Some(p) => Box::new(BufWriter::new(
+                        std::fs::File::create(p)
+                            .map_err(|e| format!("cannot create {}: {e}", p.display()))?,
+                    )),
+                    None => Box::new(BufWriter::new(std::io::stdout())),
+                };
+                Ok(Sink::Text(RecordWriter::new(w, f)))
+            }
+            #[cfg(feature = "parquet")]
+            OutputFormat::Parquet => {
+                let p = out.ok_or("--format parquet writes a file: give --out FILE")?;
+                skype_dpi::columnar::ParquetRecordWriter::create(p)
+                    .map(|w| Sink::Parquet(Box::new(w)))
+                    .map_err(|e| e.to_string())
+            }
+            #[cfg(not(feature = "parquet"))]
+            OutputFormat::Parquet => {
+                Err("this build has no Parquet output: build with --features parquet".to_string())
+            }
+        }
+    }
+
+    fn write(&mut self, capture: &str, r: &FlowRecord) -> std::io::Result<()> {
+        match self {
+            Sink::Text(w) => w.write(capture, r),
+            #[cfg(feature = "parquet")]
+            Sink::Parquet(w) => w.write(capture, r).map_err(std::io::Error::other),
+        }
+    }
+
+    /// Pushes out what a live capture's reader should see now (Parquet
+    /// writes its row groups as they fill).
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Text(w) => w.flush(),
+            #[cfg(feature = "parquet")]
+            Sink::Parquet(_) => Ok(()),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Sink::Text(mut w) => w.flush(),
+            #[cfg(feature = "parquet")]
+            Sink::Parquet(w) => w.finish().map(drop).map_err(std::io::Error::other),
+        }
+    }
+}
+
 struct Args {
     duration: Option<f64>,
     read_only: bool,
     threads: usize,
-    format: Format,
+    format: OutputFormat,
+    out: Option<PathBuf>,
     filter: Option<String>,
     interface: Option<String>,
     model: Option<PathBuf>,
@@ -53,7 +124,8 @@ fn parse() -> Result<Args, String> {
         duration: None,
         read_only: false,
         threads: 1,
-        format: Format::Table,
+        format: OutputFormat::Text(Format::Table),
+        out: None,
         filter: None,
         interface: None,
         model: None,
@@ -65,7 +137,16 @@ fn parse() -> Result<Args, String> {
     while let Some(s) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match s.as_str() {
-            "--format" => a.format = value("--format")?.parse()?,
+            "--format" => {
+                a.format =
+                    match value("--format")?.as_str() {
+                        "parquet" => OutputFormat::Parquet,
+                        other => OutputFormat::Text(other.parse().map_err(|e: String| {
+                            e.replace("csv or table", "csv, table or parquet")
+                        })?),
+                    }
+            }
+            "--out" | "-o" => a.out = Some(PathBuf::from(value("--out")?)),
             "--filter" => a.filter = Some(value("--filter")?),
             "--interface" | "-i" => a.interface = Some(value("--interface")?),
             "--model" => a.model = Some(PathBuf::from(value("--model")?)),
@@ -98,6 +179,9 @@ fn parse() -> Result<Args, String> {
     }
     if a.captures.is_empty() && a.interface.is_none() {
         return Err("give a CAPTURE file or --interface IFACE".to_string());
+    }
+    if a.format == OutputFormat::Parquet && a.out.is_none() {
+        return Err("--format parquet writes a file: give --out FILE".to_string());
     }
     Ok(a)
 }
@@ -215,13 +299,18 @@ fn main() -> ExitCode {
     if args.read_only {
         return read_only(&args);
     }
-    let stdout = std::io::stdout();
-    let mut out = RecordWriter::new(BufWriter::new(stdout.lock()), args.format);
+    let mut out = match Sink::open(args.format, args.out.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("classify: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let start = Instant::now();
     let mut total = RunStats::default();
     let (mut flows, mut skype) = (0u64, 0u64);
     let mut failed = false;
-    let mut write = |out: &mut RecordWriter<_>, capture: &str, r: &FlowRecord| {
+    let mut write = |out: &mut Sink, capture: &str, r: &FlowRecord| {
         flows += 1;
         skype += u64::from(r.verdict.label == Label::Skype);
         out.write(capture, r)
@@ -298,11 +387,10 @@ fn main() -> ExitCode {
             failed = true;
         }
     }
-    if let Err(e) = out.flush() {
+    if let Err(e) = out.finish() {
         eprintln!("classify: cannot write output: {e}");
         return ExitCode::FAILURE;
     }
-    drop(out);
     let _ = std::io::stderr().flush();
     summary(
         args.captures.len() + usize::from(args.interface.is_some()),

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use skype_dpi::evaluate::evaluate;
-use skype_dpi::labels::datasets_dir;
+use skype_dpi::labels::DatasetSpecs;
 use skype_dpi::model::Model;
 
 const USAGE: &str = "usage: evaluate [--model FILE] [--report DIR] [--max-fp N] [--min-recall SET=FRACTION]... LABEL_SPEC...";
@@ -56,12 +56,8 @@ fn main() -> ExitCode {
         eprintln!("evaluate: give at least one LABEL_SPEC\n{USAGE}");
         return ExitCode::from(2);
     }
-    let root = datasets_dir().display().to_string();
     let given = specs;
-    let specs: Vec<String> = given
-        .iter()
-        .map(|s| s.replace("$SKYPE_DPI_DATASETS", &root))
-        .collect();
+    let specs = DatasetSpecs::new(&given);
     let model = match model_path {
         Some(p) => Model::load(&p),
         None => Model::default_model(),
@@ -73,7 +69,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut ev = match evaluate(&model, &specs) {
+    let mut ev = match evaluate(&model, specs.expanded()) {
         Ok(ev) => ev,
         Err(e) => {
             eprintln!("evaluate: {e}");
@@ -84,11 +80,12 @@ fn main() -> ExitCode {
     // report carries no path of this machine.
     ev.rename_sets(|s| {
         specs
+            .expanded()
             .iter()
             .position(|x| x == s)
             .map_or(s.to_string(), |i| given[i].clone())
     });
-    print!("{}", ev.text().replace(&root, "$SKYPE_DPI_DATASETS"));
+    print!("{}", specs.name(&ev.text()));
     if let Some(dir) = report {
         if let Err(e) = ev.write_report(&dir) {
             eprintln!("evaluate: cannot write the report: {e}");
@@ -105,9 +102,9 @@ fn main() -> ExitCode {
         }
     }
     for (set, want) in &min_recall {
-        let set_full = set.replace("$SKYPE_DPI_DATASETS", &root);
+        let set_full = specs.expand(set);
         let named = |m: &&skype_dpi::evaluate::SetMetrics| {
-            m.set == *set || m.set.replace("$SKYPE_DPI_DATASETS", &root) == set_full
+            m.set == *set || specs.expand(&m.set) == set_full
         };
         match ev.sets.iter().find(named) {
             Some(m) => {

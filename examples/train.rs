@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use skype_dpi::config::MethodConfig;
-use skype_dpi::labels::datasets_dir;
+use skype_dpi::labels::DatasetSpecs;
 use skype_dpi::train::train;
 
 const USAGE: &str = "usage: train --labels SPEC... --out FILE [--notes TEXT]
@@ -46,21 +46,8 @@ fn main() -> ExitCode {
     if specs.is_empty() {
         return usage("give at least one --labels SPEC");
     }
-    let root = datasets_dir();
-    let root_s = root.display().to_string();
-    let root_canon = std::fs::canonicalize(&root)
-        .map(|p| p.display().to_string())
-        .unwrap_or(root_s.clone());
-    // Expand $SKYPE_DPI_DATASETS in specs; record paths relative to it.
-    let expanded: Vec<String> = specs
-        .iter()
-        .map(|s| s.replace("$SKYPE_DPI_DATASETS", &root_s))
-        .collect();
-    let name = |s: &str| {
-        let s = s.replace(&root_canon, "$SKYPE_DPI_DATASETS");
-        s.replace(&root_s, "$SKYPE_DPI_DATASETS")
-    };
-    let recorded: Vec<String> = expanded.iter().map(|s| name(s)).collect();
+    let specs = DatasetSpecs::new(&specs);
+    let recorded = specs.recorded();
     // Single-quoted for a POSIX shell: a quote inside becomes '\''.
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let command = format!(
@@ -77,7 +64,13 @@ fn main() -> ExitCode {
             format!(" --notes {}", quote(&notes))
         }
     );
-    let model = match train(&expanded, MethodConfig::default(), &command, &notes, name) {
+    let model = match train(
+        specs.expanded(),
+        MethodConfig::default(),
+        &command,
+        &notes,
+        |s| specs.name(s),
+    ) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("train: {e}");

@@ -466,6 +466,56 @@ pub fn datasets_dir() -> PathBuf {
     }
 }
 
+/// Label specs as given, with `$SKYPE_DPI_DATASETS` expanded to
+/// [`datasets_dir`] for reading, and the paths under it named relative to
+/// it again for what is recorded (a model's provenance), so that a model
+/// can be retrained wherever the datasets are.
+#[derive(Debug, Clone)]
+pub struct DatasetSpecs {
+    root: String,
+    root_canonical: String,
+    expanded: Vec<String>,
+}
+
+impl DatasetSpecs {
+    /// Expands the specs.
+    pub fn new(specs: &[String]) -> Self {
+        let root_dir = datasets_dir();
+        let root = root_dir.display().to_string();
+        let root_canonical = std::fs::canonicalize(&root_dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or(root.clone());
+        let mut d = DatasetSpecs {
+            root,
+            root_canonical,
+            expanded: Vec::new(),
+        };
+        d.expanded = specs.iter().map(|s| d.expand(s)).collect();
+        d
+    }
+
+    /// A spec with `$SKYPE_DPI_DATASETS` expanded.
+    pub fn expand(&self, s: &str) -> String {
+        s.replace("$SKYPE_DPI_DATASETS", &self.root)
+    }
+
+    /// The specs to read.
+    pub fn expanded(&self) -> &[String] {
+        &self.expanded
+    }
+
+    /// A path or spec with the datasets root written `$SKYPE_DPI_DATASETS`.
+    pub fn name(&self, s: &str) -> String {
+        s.replace(&self.root_canonical, "$SKYPE_DPI_DATASETS")
+            .replace(&self.root, "$SKYPE_DPI_DATASETS")
+    }
+
+    /// The specs as recorded.
+    pub fn recorded(&self) -> Vec<String> {
+        self.expanded.iter().map(|s| self.name(s)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,8 @@
 //!
 //! Faces, each behind a cargo feature (all on by default; the core is
 //! `default-features = false`): `capture` (modules `capture`, `analyze`),
-//! `output` (`output`, `community_id`), `train` (`train`, `labels`),
+//! `output` (`output`, `community_id`), `parquet`
+//! (`columnar`: records as Arrow columns and Parquet files), `train` (`train`, `labels`),
 //! `report` (`evaluate`, `plots`), `synth` (`synth`). The C ABI is the
 //! workspace member `skype-dpi-capi`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -20,6 +21,8 @@ pub mod analyze;
 #[cfg(feature = "capture")]
 pub mod capture;
 pub mod classifier;
+#[cfg(feature = "parquet")]
+pub mod columnar;
 #[cfg(feature = "output")]
 pub mod community_id;
 pub mod config;
