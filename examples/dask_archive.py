@@ -10,7 +10,8 @@ file, a URL that every worker can open (anything fsspec reads: s3://,
 gs://, https://, ...; it is fetched to the worker's temporary folder, since
 libpcap reads files), or @FILE, a file with one input per line.
 
-One Dask task per capture, on a LocalCluster of N worker processes (one
+One Dask task per capture (small local captures share a task, up to
+--batch-mb and --batch-captures), on a LocalCluster of N worker processes (one
 machine) or on the cluster at ADDRESS (many). Each capture's flow records
 (the columns of ``classify``'s JSON lines, ``skype_dpi.schema()``) go to
 ``DIR/capture_id=<name>-<hash>/part-0.parquet`` (Hive-style partitions:
@@ -45,7 +46,6 @@ import uuid
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -181,12 +181,49 @@ def classify_capture(capture: str, out: str, options: Dict[str, Any]) -> Dict[st
         status="ok" if problem is None else "truncated",
         error=problem,
         flows=table.num_rows,
-        skype_flows=int(pc.sum(pc.equal(table["verdict"], "skype")).as_py() or 0),
+        skype_flows=table.column("verdict").to_pylist().count("skype"),
         frames=report.stats.get("frames", 0),
         packets=report.stats.get("packets", 0),
         seconds=time.time() - started,
     )
     return result
+
+
+def classify_captures(group: Sequence[str], out: str, options: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One task: the captures of a group, one after the other."""
+    return [classify_capture(c, out, options) for c in group]
+
+
+def _size(capture: str) -> Optional[int]:
+    if "://" in capture and not capture.startswith("file://"):
+        return None
+    try:
+        return os.path.getsize(capture[len("file://"):] if capture.startswith("file://") else capture)
+    except OSError:
+        return 0  # its task reports why
+
+
+def plan_tasks(captures: Sequence[str], batch_bytes: int, batch_captures: int) -> List[List[str]]:
+    """Groups small local captures into one task each (up to
+    ``batch_bytes`` and ``batch_captures``), so that a task's fixed cost
+    (scheduling, a round trip, a Parquet footer) does not dwarf a small
+    capture's work; a big capture or a URL is a task of its own."""
+    tasks: List[List[str]] = []
+    group: List[str] = []
+    size = 0
+    for c in captures:
+        n = _size(c)
+        if n is None or n >= batch_bytes:
+            tasks.append([c])
+            continue
+        if group and (size + n > batch_bytes or len(group) >= batch_captures):
+            tasks.append(group)
+            group, size = [], 0
+        group.append(c)
+        size += n
+    if group:
+        tasks.append(group)
+    return tasks
 
 
 def run(
@@ -200,6 +237,8 @@ def run(
     tunnels: Optional[str] = None,
     retries: int = 2,
     overwrite: bool = False,
+    batch_bytes: int = 64 << 20,
+    batch_captures: int = 32,
     progress: Optional[Callable[[str], None]] = None,
 ) -> Dict[str, Any]:
     """Classifies the captures of ``inputs`` on ``client``'s cluster into the
@@ -225,32 +264,37 @@ def run(
     started = time.time()
     run_id = uuid.uuid4().hex[:8]  # a task of this run, never a result kept from an earlier one
     futures = {}
-    for c in captures:
-        key = f"classify-{run_id}-{partition_name(c)}"
-        fut = client.submit(classify_capture, c, out, options, retries=retries, pure=False, key=key)
-        futures[fut] = c
+    for group in plan_tasks(captures, batch_bytes, batch_captures):
+        key = f"classify-{run_id}-{partition_name(group[0])}"
+        fut = client.submit(classify_captures, group, out, options, retries=retries, pure=False, key=key)
+        futures[fut] = group
     results: List[Dict[str, Any]] = []
-    for i, fut in enumerate(as_completed(futures), 1):
-        capture = futures[fut]
+    for fut in as_completed(futures):
+        group = futures[fut]
         try:
-            r = fut.result()
+            done = fut.result()
         except Exception as e:  # the task failed after its retries
-            r = {
-                "capture": capture,
-                "partition": partition_name(capture),
-                "status": "failed",
-                "error": f"{type(e).__name__}: {e}",
-                "flows": 0,
-                "skype_flows": 0,
-                "frames": 0,
-                "packets": 0,
-                "seconds": 0.0,
-            }
-        results.append(r)
-        note = f" ({r['error']})" if r["error"] else ""
-        say(f"[{i}/{len(captures)}] {r['status']}: {capture}: {r['flows']} flows, {r['skype_flows']} skype{note}")
+            done = [
+                {
+                    "capture": capture,
+                    "partition": partition_name(capture),
+                    "status": "failed",
+                    "error": f"{type(e).__name__}: {e}",
+                    "flows": 0,
+                    "skype_flows": 0,
+                    "frames": 0,
+                    "packets": 0,
+                    "seconds": 0.0,
+                }
+                for capture in group
+            ]
+        for r in done:
+            results.append(r)
+            note = f" ({r['error']})" if r["error"] else ""
+            say(f"[{len(results)}/{len(captures)}] {r['status']}: {r['capture']}: {r['flows']} flows, {r['skype_flows']} skype{note}")
     wall = time.time() - started
-    results.sort(key=lambda r: captures.index(r["capture"]))
+    order = {c: i for i, c in enumerate(captures)}
+    results.sort(key=lambda r: order[r["capture"]])
     frames = sum(r["frames"] for r in results)
     summary = {
         "captures": len(captures),
@@ -291,6 +335,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", default="flows.parquet", help="the Parquet dataset (a folder or a URL)")
     p.add_argument("--overwrite", action="store_true", help="empty --out first if it holds anything")
     p.add_argument("--retries", type=int, default=2, help="retries of a task that raised (default 2)")
+    p.add_argument("--batch-mb", type=float, default=64, help="small captures share a task up to this size (default 64 MB)")
+    p.add_argument("--batch-captures", type=int, default=32, help="and up to this many captures (default 32; 1: a task each)")
     p.add_argument("--model", help="a model file (default: the embedded model)")
     p.add_argument("--bpf", help="a BPF filter")
     p.add_argument("--max-flows", type=int)
@@ -315,6 +361,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             tunnels=a.tunnels,
             retries=a.retries,
             overwrite=a.overwrite,
+            batch_bytes=int(a.batch_mb * (1 << 20)),
+            batch_captures=max(1, a.batch_captures),
         )
     finally:
         client.close()

@@ -29,7 +29,11 @@ fn columns_are_the_json_fields_in_their_order() {
     assert_eq!(s.fields().len(), object.len());
     let mut last = 0;
     for f in s.fields() {
-        assert!(object.contains_key(f.name()), "{} is not a JSON field", f.name());
+        assert!(
+            object.contains_key(f.name()),
+            "{} is not a JSON field",
+            f.name()
+        );
         // Top-level keys come before the nested objects that reuse names.
         let at = json
             .find(&format!("\"{}\":", f.name()))
@@ -49,8 +53,14 @@ fn a_batch_holds_the_json_values() {
     let batch = b.finish().unwrap();
     assert!(b.is_empty());
     assert_eq!(batch.num_rows(), report.records.len());
-    let packets = batch.column_by_name("packets").unwrap().as_primitive::<UInt64Type>();
-    let confidence = batch.column_by_name("confidence").unwrap().as_primitive::<Float64Type>();
+    let packets = batch
+        .column_by_name("packets")
+        .unwrap()
+        .as_primitive::<UInt64Type>();
+    let confidence = batch
+        .column_by_name("confidence")
+        .unwrap()
+        .as_primitive::<Float64Type>();
     let kind = batch.column_by_name("kind").unwrap().as_string::<i32>();
     let fwd = batch.column_by_name("fwd").unwrap().as_struct();
     let chi2 = fwd.column_by_name("chi2").unwrap().as_fixed_size_list();
@@ -94,5 +104,8 @@ fn parquet_reads_back_equal() {
     let err = ParquetRecordWriter::create(Path::new("/nonexistent-dir/x.parquet"))
         .err()
         .unwrap();
-    assert!(err.to_string().contains("/nonexistent-dir/x.parquet"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent-dir/x.parquet"),
+        "{err}"
+    );
 }

@@ -7,7 +7,10 @@
 //! (a capture, training, an evaluation) runs without the GIL, so that
 //! threads of the caller (and Dask's threaded workers) go on meanwhile.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use arrow_array::RecordBatch;
 use pyo3::create_exception;
@@ -46,12 +49,48 @@ create_exception!(
     "Training or evaluation failed (labels, captures)."
 );
 
+/// Models loaded so far, by file (and its size and modification time, so
+/// that a rewritten file is read again); `None`: the embedded default.
+/// Loading and checking a model costs milliseconds, as much as classifying
+/// a small capture: an archive's tasks load each model once per worker.
+type ModelCache = HashMap<Option<(PathBuf, u64, Option<SystemTime>)>, Model>;
+
+static MODELS: Mutex<Option<ModelCache>> = Mutex::new(None);
+
+/// Models kept at most (a caller that walks through many model files
+/// starts afresh past this).
+const MODELS_KEPT: usize = 16;
+
 fn load_model(path: Option<&Path>) -> PyResult<Model> {
+    let key = match path {
+        None => None,
+        Some(p) => {
+            let meta = std::fs::metadata(p).ok();
+            Some((
+                p.to_path_buf(),
+                meta.as_ref().map_or(0, |m| m.len()),
+                meta.and_then(|m| m.modified().ok()),
+            ))
+        }
+    };
+    if let Ok(guard) = MODELS.lock() {
+        if let Some(m) = guard.as_ref().and_then(|c| c.get(&key)) {
+            return Ok(m.clone());
+        }
+    }
     let model = match path {
         Some(p) => Model::load(p),
         None => Model::default_model(),
-    };
-    model.map_err(|e| ModelError::new_err(e.to_string()))
+    }
+    .map_err(|e| ModelError::new_err(e.to_string()))?;
+    if let Ok(mut guard) = MODELS.lock() {
+        let cache = guard.get_or_insert_with(HashMap::new);
+        if cache.len() >= MODELS_KEPT {
+            cache.clear();
+        }
+        cache.insert(key, model.clone());
+    }
+    Ok(model)
 }
 
 fn table_config(max_flows: Option<usize>, tunnels: Option<&str>) -> PyResult<FlowTableConfig> {

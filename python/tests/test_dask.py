@@ -3,6 +3,7 @@ of the nDPI and legacy captures equals one classify process's records, row
 for row, and every capture is accounted for."""
 
 import importlib.util
+import os
 import json
 from collections import defaultdict
 
@@ -93,3 +94,17 @@ def test_the_command_line_exits_one_when_a_capture_failed(dask_archive, repo, tm
     assert rc == 1
     rc = dask_archive.main(["--workers", "1", "--out", str(tmp_path / "o2"), str(repo / "datasets" / "sample.pcap")])
     assert rc == 0
+
+
+def test_small_captures_share_a_task_big_ones_and_urls_do_not(dask_archive, tmp_path):
+    sizes = {"a": 10, "b": 10, "c": 500, "d": 10, "e": 10, "f": 10}
+    paths = []
+    for name, n in sizes.items():
+        p = tmp_path / f"{name}.pcap"
+        p.write_bytes(b"\x00" * n)
+        paths.append(str(p))
+    url = "s3://bucket/x.pcap"
+    tasks = dask_archive.plan_tasks(paths[:3] + [url] + paths[3:], batch_bytes=100, batch_captures=2)
+    names = [[os.path.basename(p)[0] if "://" not in p else "url" for p in t] for t in tasks]
+    assert sorted(names) == [["a", "b"], ["c"], ["d", "e"], ["f"], ["url"]]
+    assert sorted(p for t in tasks for p in t) == sorted(paths + [url])
