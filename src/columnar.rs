@@ -9,11 +9,13 @@
 //! `packets` `uint64`). The Python bindings return these tables, and
 //! `classify --format parquet` writes them.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow_array::builder::StringBuilder;
 use arrow_array::{
     ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, RecordBatch,
     StringArray, StructArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
@@ -139,9 +141,9 @@ impl RecordBatchBuilder {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(captures.iter())),
             strings(&|j| j.transport),
-            strings(&|j| &j.src_ip),
+            ips(r.iter().map(|j| Some(j.src_ip))),
             Arc::new(UInt16Array::from_iter_values(r.iter().map(|j| j.src_port))),
-            strings(&|j| &j.dst_ip),
+            ips(r.iter().map(|j| Some(j.dst_ip))),
             Arc::new(UInt16Array::from_iter_values(r.iter().map(|j| j.dst_port))),
             Arc::new(Float64Array::from_iter_values(
                 r.iter().map(|j| j.first_seen),
@@ -164,7 +166,7 @@ impl RecordBatchBuilder {
                     .map(|j| j.decided_at_packet)
                     .collect::<UInt64Array>(),
             ),
-            strings(&|j| &j.community_id),
+            strings(&|j| j.community_id.as_str()),
             opt_strings(&|j| j.via),
             Arc::new(
                 r.iter()
@@ -187,14 +189,30 @@ impl RecordBatchBuilder {
             )),
             opt_strings(&|j| j.tunnel),
             Arc::new(r.iter().map(|j| j.tunnel_id).collect::<UInt32Array>()),
-            opt_strings(&|j| j.outer_src_ip.as_deref()),
-            opt_strings(&|j| j.outer_dst_ip.as_deref()),
+            ips(r.iter().map(|j| j.outer_src_ip)),
+            ips(r.iter().map(|j| j.outer_dst_ip)),
             Arc::new(r.iter().map(|j| j.tunnel_depth).collect::<UInt8Array>()),
             direction_column(r.iter().map(|j| &j.fwd))?,
             direction_column(r.iter().map(|j| &j.bwd))?,
         ];
         RecordBatch::try_new(schema(), columns)
     }
+}
+
+/// Addresses as text (null for `None`).
+fn ips(values: impl Iterator<Item = Option<std::net::IpAddr>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    for v in values {
+        match v {
+            Some(ip) => {
+                // Writing into the builder's value buffer cannot fail.
+                let _ = write!(b, "{ip}");
+                b.append_value("");
+            }
+            None => b.append_null(),
+        }
+    }
+    Arc::new(b.finish())
 }
 
 /// One direction's evidence over the rows, as a struct column.

@@ -14,7 +14,15 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 /// Standard base64 with padding.
 pub fn base64(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    let mut out = vec![0u8; bytes.len().div_ceil(3) * 4];
+    let n = base64_to(bytes, &mut out);
+    out[..n].iter().map(|&b| char::from(b)).collect()
+}
+
+/// Writes the standard base64 (with padding) of `bytes` to the start of
+/// `out`, as much as fits; returns the bytes written.
+fn base64_to(bytes: &[u8], out: &mut [u8]) -> usize {
+    let mut at = 0;
     for chunk in bytes.chunks(3) {
         let b = [
             chunk[0],
@@ -23,21 +31,84 @@ pub fn base64(bytes: &[u8]) -> String {
         ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
+            if let Some(slot) = out.get_mut(at) {
+                *slot = if i <= chunk.len() {
+                    B64[((n >> (18 - 6 * i)) & 63) as usize]
+                } else {
+                    b'='
+                };
+                at += 1;
             }
         }
     }
-    out
+    at
 }
 
-fn addr_bytes(ip: &IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
+/// A Community ID v1 as text ("1:" and the 28 base64 characters of the
+/// SHA-1 digest), held inline: making one allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommunityId([u8; 30]);
+
+impl CommunityId {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or("")
     }
+}
+
+impl std::fmt::Display for CommunityId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for CommunityId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An address's bytes without allocating: 4 or 16 of them.
+fn addr_bytes(ip: &IpAddr) -> ([u8; 16], usize) {
+    let mut b = [0u8; 16];
+    match ip {
+        IpAddr::V4(a) => {
+            b[..4].copy_from_slice(&a.octets());
+            (b, 4)
+        }
+        IpAddr::V6(a) => (a.octets(), 16),
+    }
+}
+
+/// The Community ID v1 of a TCP/UDP flow (`proto` 6 or 17) with `seed`,
+/// without allocating.
+pub fn community_id_v1_inline(
+    seed: u16,
+    proto: u8,
+    src: IpAddr,
+    sport: u16,
+    dst: IpAddr,
+    dport: u16,
+) -> CommunityId {
+    let ((a, alen), (b, blen)) = (addr_bytes(&src), addr_bytes(&dst));
+    let (a, b) = (&a[..alen], &b[..blen]);
+    let (a, ap, b, bp) = if (a, sport) <= (b, dport) {
+        (a, sport, b, dport)
+    } else {
+        (b, dport, a, sport)
+    };
+    let mut h = Sha1::new();
+    h.update(seed.to_be_bytes());
+    h.update(a);
+    h.update(b);
+    h.update([proto, 0]);
+    h.update(ap.to_be_bytes());
+    h.update(bp.to_be_bytes());
+    let mut out = [0u8; 30];
+    out[..2].copy_from_slice(b"1:");
+    base64_to(&h.finalize(), &mut out[2..]);
+    CommunityId(out)
 }
 
 /// The Community ID v1 of a TCP/UDP flow (`proto` 6 or 17) with `seed`.
@@ -49,20 +120,9 @@ pub fn community_id_v1(
     dst: IpAddr,
     dport: u16,
 ) -> String {
-    let (a, b) = (addr_bytes(&src), addr_bytes(&dst));
-    let (a, ap, b, bp) = if (a.as_slice(), sport) <= (b.as_slice(), dport) {
-        (a, sport, b, dport)
-    } else {
-        (b, dport, a, sport)
-    };
-    let mut h = Sha1::new();
-    h.update(seed.to_be_bytes());
-    h.update(&a);
-    h.update(&b);
-    h.update([proto, 0]);
-    h.update(ap.to_be_bytes());
-    h.update(bp.to_be_bytes());
-    format!("1:{}", base64(&h.finalize()))
+    community_id_v1_inline(seed, proto, src, sport, dst, dport)
+        .as_str()
+        .to_string()
 }
 
 #[cfg(test)]

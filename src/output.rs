@@ -4,11 +4,12 @@
 //! never renamed or dropped.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 use serde::Serialize;
 
 use crate::classifier::{DirectionRecord, FlowRecord};
-use crate::community_id::community_id_v1;
+use crate::community_id::{community_id_v1_inline, CommunityId};
 use crate::flow::FlowKey;
 
 /// The seed of the Community ID printed in records (0, as Zeek and Suricata
@@ -17,7 +18,12 @@ pub const COMMUNITY_ID_SEED: u16 = 0;
 
 /// The Community ID of a flow.
 pub fn community_id(key: &FlowKey) -> String {
-    community_id_v1(
+    community_id_inline(key).as_str().to_string()
+}
+
+/// The Community ID of a flow, without allocating.
+pub fn community_id_inline(key: &FlowKey) -> CommunityId {
+    community_id_v1_inline(
         COMMUNITY_ID_SEED,
         key.transport.ip_number(),
         key.src_ip,
@@ -110,11 +116,11 @@ pub struct RecordJson<'a> {
     /// "udp" or "tcp".
     pub transport: &'static str,
     /// Initiator address.
-    pub src_ip: String,
+    pub src_ip: IpAddr,
     /// Initiator port.
     pub src_port: u16,
     /// Responder address.
-    pub dst_ip: String,
+    pub dst_ip: IpAddr,
     /// Responder port.
     pub dst_port: u16,
     /// First packet, epoch seconds.
@@ -136,7 +142,7 @@ pub struct RecordJson<'a> {
     /// Flow packet count at the decision.
     pub decided_at_packet: Option<u64>,
     /// Community ID v1 (seed 0).
-    pub community_id: String,
+    pub community_id: CommunityId,
     /// "flow" or "endpoint" (null when undecided).
     pub via: Option<&'static str>,
     /// Seconds from the first packet to the decision.
@@ -163,9 +169,9 @@ pub struct RecordJson<'a> {
     /// call ID (PPTP); null where it has none.
     pub tunnel_id: Option<u32>,
     /// The tunnel's outer source address, as the flow's first packet went.
-    pub outer_src_ip: Option<String>,
+    pub outer_src_ip: Option<IpAddr>,
     /// The tunnel's outer destination address.
-    pub outer_dst_ip: Option<String>,
+    pub outer_dst_ip: Option<IpAddr>,
     /// How many tunnels deep the flow travelled (1: one tunnel).
     pub tunnel_depth: Option<u8>,
     /// Forward evidence (initiator to responder).
@@ -181,9 +187,9 @@ impl<'a> RecordJson<'a> {
         RecordJson {
             capture,
             transport: r.key.transport.as_str(),
-            src_ip: r.key.src_ip.to_string(),
+            src_ip: r.key.src_ip,
             src_port: r.key.src_port,
-            dst_ip: r.key.dst_ip.to_string(),
+            dst_ip: r.key.dst_ip,
             dst_port: r.key.dst_port,
             first_seen: r.first_seen.as_secs_f64(),
             last_seen: r.last_seen.as_secs_f64(),
@@ -194,7 +200,7 @@ impl<'a> RecordJson<'a> {
             kind: r.verdict.kind.map(|k| k.as_str()),
             confidence: (r.verdict.confidence * 1e4).round() / 1e4,
             decided_at_packet: r.verdict.decided_at_packet,
-            community_id: community_id(&r.key),
+            community_id: community_id_inline(&r.key),
             via: r.verdict.via.map(|v| v.as_str()),
             decided_after_seconds: r
                 .verdict
@@ -208,8 +214,8 @@ impl<'a> RecordJson<'a> {
             rhythm_log_odds_sum: round3(f64::from(r.rhythm.sum_log_odds)),
             tunnel: r.tunnel.map(|t| t.kind.as_str()),
             tunnel_id: r.tunnel.and_then(|t| t.id),
-            outer_src_ip: r.tunnel.map(|t| t.outer_src.to_string()),
-            outer_dst_ip: r.tunnel.map(|t| t.outer_dst.to_string()),
+            outer_src_ip: r.tunnel.map(|t| t.outer_src),
+            outer_dst_ip: r.tunnel.map(|t| t.outer_dst),
             tunnel_depth: r.tunnel.map(|t| t.depth),
             fwd: DirectionJson::from(&r.directions[0]),
             bwd: DirectionJson::from(&r.directions[1]),
@@ -313,10 +319,20 @@ fn chi2_list(c: &[f32; 16]) -> String {
 }
 
 /// Writes records in a format.
+///
+/// JSON lines and CSV are written straight into one reused line buffer:
+/// integers and floats through serde_json's own number formatting (the
+/// text of [`RecordJson`] serialized by serde_json, byte for byte), fixed
+/// six-decimal times from their integer microseconds, no `String` per
+/// field. [`reference_json_line`] and [`reference_csv_line`] are the plain
+/// renderings the tests compare them with.
 pub struct RecordWriter<W: Write> {
     out: W,
     format: Format,
     header_done: bool,
+    line: Vec<u8>,
+    /// The last capture name and its escaped (JSON) or quoted (CSV) form.
+    capture: (String, Vec<u8>),
 }
 
 impl<W: Write> RecordWriter<W> {
@@ -326,6 +342,8 @@ impl<W: Write> RecordWriter<W> {
             out,
             format,
             header_done: false,
+            line: Vec::with_capacity(1024),
+            capture: (String::new(), Vec::new()),
         }
     }
 
@@ -355,79 +373,46 @@ impl<W: Write> RecordWriter<W> {
         }
     }
 
+    /// The capture's name as written: escaped once per capture.
+    fn capture_text(&mut self, capture: &str) -> io::Result<()> {
+        if self.capture.0 != capture || self.capture.1.is_empty() {
+            self.capture.0.clear();
+            self.capture.0.push_str(capture);
+            self.capture.1.clear();
+            match self.format {
+                Format::Csv => self
+                    .capture
+                    .1
+                    .extend_from_slice(csv_field(capture).as_bytes()),
+                _ => {
+                    serde_json::to_writer(&mut self.capture.1, capture).map_err(io::Error::other)?
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes one record.
     pub fn write(&mut self, capture: &str, r: &FlowRecord) -> io::Result<()> {
         self.header()?;
         let j = RecordJson::new(capture, r);
+        self.line.clear();
         match self.format {
             Format::Jsonl => {
-                serde_json::to_writer(&mut self.out, &j).map_err(io::Error::other)?;
-                writeln!(self.out)
+                self.capture_text(capture)?;
+                json_line(&mut self.line, &self.capture.1, &j)?;
             }
             Format::Csv => {
-                let fields = [
-                    csv_field(j.capture),
-                    j.transport.to_string(),
-                    j.src_ip.clone(),
-                    j.src_port.to_string(),
-                    j.dst_ip.clone(),
-                    j.dst_port.to_string(),
-                    format!("{:.6}", j.first_seen),
-                    format!("{:.6}", j.last_seen),
-                    j.packets.to_string(),
-                    j.payload_bytes.to_string(),
-                    j.end.to_string(),
-                    j.verdict.to_string(),
-                    opt(j.kind),
-                    j.confidence.to_string(),
-                    opt(j.decided_at_packet),
-                    j.community_id.clone(),
-                    opt(j.via),
-                    opt(j.decided_after_seconds),
-                    opt(j.revised_from),
-                    j.fwd.csc_class.to_string(),
-                    j.fwd.dft_class.to_string(),
-                    j.fwd.sampled.to_string(),
-                    j.fwd.nbc_windows.to_string(),
-                    j.fwd.nbc_mean_log_odds.to_string(),
-                    chi2_list(&j.fwd.chi2),
-                    j.bwd.csc_class.to_string(),
-                    j.bwd.dft_class.to_string(),
-                    j.bwd.sampled.to_string(),
-                    j.bwd.nbc_windows.to_string(),
-                    j.bwd.nbc_mean_log_odds.to_string(),
-                    chi2_list(&j.bwd.chi2),
-                    opt(j.contradiction),
-                    j.rhythm_decision.to_string(),
-                    j.rhythm_windows.to_string(),
-                    j.rhythm_log_odds_sum.to_string(),
-                    opt(j.fwd.state),
-                    opt(j.fwd.contradiction),
-                    j.fwd.structured_groups.to_string(),
-                    j.fwd.nbc_decision.to_string(),
-                    opt(j.bwd.state),
-                    opt(j.bwd.contradiction),
-                    j.bwd.structured_groups.to_string(),
-                    j.bwd.nbc_decision.to_string(),
-                    opt(j.first_payload_random),
-                    opt(j.tunnel),
-                    opt(j.tunnel_id),
-                    opt(j.outer_src_ip.as_deref()),
-                    opt(j.outer_dst_ip.as_deref()),
-                    opt(j.tunnel_depth),
-                ];
-                writeln!(self.out, "{}", fields.join(","))
+                self.capture_text(capture)?;
+                csv_line(&mut self.line, &self.capture.1, &j)?;
             }
             Format::Table => {
-                let ep = |ip: &str, port: u16| {
-                    if ip.contains(':') {
-                        format!("[{ip}]:{port}")
-                    } else {
-                        format!("{ip}:{port}")
-                    }
+                let ep = |ip: &IpAddr, port: u16| match ip {
+                    IpAddr::V6(_) => format!("[{ip}]:{port}"),
+                    IpAddr::V4(_) => format!("{ip}:{port}"),
                 };
                 writeln!(
-                    self.out,
+                    self.line,
                     "{:<5} {:<45} {:<45} {:>7} {:>10} {:<11} {:<10} {:<10} {:>5.2} {:>7} {:<8}",
                     j.transport,
                     ep(&j.src_ip, j.src_port),
@@ -440,13 +425,641 @@ impl<W: Write> RecordWriter<W> {
                     j.confidence,
                     opt(j.decided_at_packet),
                     j.via.unwrap_or("-"),
-                )
+                )?;
             }
         }
+        self.out.write_all(&self.line)
     }
 
     /// Flushes the output.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    /// The output.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+}
+
+/// Numbers as serde_json writes them (itoa for integers, the shortest
+/// round-trip digits for floats; a float that is not finite is `null`).
+mod number {
+    use serde_json::ser::{CompactFormatter, Formatter};
+    use std::io;
+
+    pub fn u64(out: &mut Vec<u8>, v: u64) -> io::Result<()> {
+        CompactFormatter.write_u64(out, v)
+    }
+
+    pub fn f64(out: &mut Vec<u8>, v: f64) -> io::Result<()> {
+        if v.is_finite() {
+            CompactFormatter.write_f64(out, v)
+        } else {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+
+    /// A float that was rounded to hundredths (`(x * 100).round() / 100`
+    /// in f32, as the chi-square values are) below 65,536: serde_json's
+    /// shortest digits are then those hundredths, written here from the
+    /// integer without the general float formatter (the test
+    /// `hundredths_are_serde_jsons` checks every such value); any other
+    /// value goes through [`f32`].
+    pub fn f32_hundredths(out: &mut Vec<u8>, v: f32) -> io::Result<()> {
+        if (0.0..65_536.0).contains(&v) && !(v == 0.0 && v.is_sign_negative()) {
+            // v >= 0: adding a half and truncating rounds half away
+            // from zero, as `round` does.
+            let k = (f64::from(v) * 100.0 + 0.5) as u32;
+            if k as f32 / 100.0 == v {
+                // At most "65535.99": built from the right, copied once.
+                let mut buf = [0u8; 8];
+                let mut at = buf.len();
+                let frac = k % 100;
+                if !frac.is_multiple_of(10) {
+                    at -= 1;
+                    buf[at] = b'0' + (frac % 10) as u8;
+                }
+                at -= 1;
+                buf[at] = b'0' + (frac / 10) as u8;
+                at -= 1;
+                buf[at] = b'.';
+                let mut int = k / 100;
+                loop {
+                    at -= 1;
+                    buf[at] = b'0' + (int % 10) as u8;
+                    int /= 10;
+                    if int == 0 {
+                        break;
+                    }
+                }
+                out.extend_from_slice(&buf[at..]);
+                return Ok(());
+            }
+        }
+        f32(out, v)
+    }
+
+    pub fn f32(out: &mut Vec<u8>, v: f32) -> io::Result<()> {
+        if v.is_finite() {
+            CompactFormatter.write_f32(out, v)
+        } else {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+/// Appends `"name":` (after a comma unless first), a constant the
+/// compiler copies inline.
+macro_rules! key {
+    ($out:expr, true, $name:literal) => {
+        $out.extend_from_slice(concat!("\"", $name, "\":").as_bytes())
+    };
+    ($out:expr, false, $name:literal) => {
+        $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes())
+    };
+}
+
+/// A string that needs no escaping (the record's own names and
+/// addresses), quoted.
+fn plain(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+fn opt_plain(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => plain(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// An address as `Display` writes it; IPv4 without the formatting
+/// machinery.
+fn ip_text(out: &mut Vec<u8>, ip: &IpAddr) -> io::Result<()> {
+    match ip {
+        IpAddr::V4(a) => {
+            for (i, o) in a.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if *o >= 100 {
+                    out.push(b'0' + o / 100);
+                }
+                if *o >= 10 {
+                    out.push(b'0' + (o / 10) % 10);
+                }
+                out.push(b'0' + o % 10);
+            }
+            Ok(())
+        }
+        IpAddr::V6(_) => write!(out, "{ip}"),
+    }
+}
+
+fn ip(out: &mut Vec<u8>, ip: &IpAddr) -> io::Result<()> {
+    out.push(b'"');
+    ip_text(out, ip)?;
+    out.push(b'"');
+    Ok(())
+}
+
+fn opt_u64(out: &mut Vec<u8>, v: Option<u64>) -> io::Result<()> {
+    match v {
+        Some(v) => number::u64(out, v),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+fn direction_json(out: &mut Vec<u8>, d: &DirectionJson) -> io::Result<()> {
+    out.push(b'{');
+    key!(out, true, "packets");
+    number::u64(out, u64::from(d.packets))?;
+    key!(out, false, "payload_bytes");
+    number::u64(out, d.payload_bytes)?;
+    key!(out, false, "csc_class");
+    plain(out, d.csc_class);
+    key!(out, false, "chi2");
+    out.push(b'[');
+    for (i, c) in d.chi2.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        number::f32_hundredths(out, *c)?;
+    }
+    out.push(b']');
+    key!(out, false, "window_sampled");
+    number::u64(out, u64::from(d.window_sampled))?;
+    key!(out, false, "sampled");
+    number::u64(out, u64::from(d.sampled))?;
+    key!(out, false, "csc_first_at_packet");
+    opt_u64(out, d.csc_first_at_packet)?;
+    key!(out, false, "dft_class");
+    plain(out, d.dft_class);
+    key!(out, false, "nbc_windows");
+    number::u64(out, u64::from(d.nbc_windows))?;
+    key!(out, false, "nbc_passed");
+    number::u64(out, u64::from(d.nbc_passed))?;
+    key!(out, false, "nbc_mean_log_odds");
+    number::f64(out, d.nbc_mean_log_odds)?;
+    key!(out, false, "video");
+    out.extend_from_slice(if d.video { b"true" } else { b"false" });
+    key!(out, false, "state");
+    opt_plain(out, d.state);
+    key!(out, false, "contradiction");
+    opt_plain(out, d.contradiction);
+    key!(out, false, "structured_groups");
+    number::u64(out, u64::from(d.structured_groups))?;
+    key!(out, false, "nbc_decision");
+    plain(out, d.nbc_decision);
+    key!(out, false, "nbc_log_odds_sum");
+    number::f64(out, d.nbc_log_odds_sum)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// One JSON line (with its newline): the text serde_json makes of `j`,
+/// with `capture` already escaped.
+fn json_line(out: &mut Vec<u8>, capture: &[u8], j: &RecordJson<'_>) -> io::Result<()> {
+    out.push(b'{');
+    key!(out, true, "capture");
+    out.extend_from_slice(capture);
+    key!(out, false, "transport");
+    plain(out, j.transport);
+    key!(out, false, "src_ip");
+    ip(out, &j.src_ip)?;
+    key!(out, false, "src_port");
+    number::u64(out, u64::from(j.src_port))?;
+    key!(out, false, "dst_ip");
+    ip(out, &j.dst_ip)?;
+    key!(out, false, "dst_port");
+    number::u64(out, u64::from(j.dst_port))?;
+    key!(out, false, "first_seen");
+    number::f64(out, j.first_seen)?;
+    key!(out, false, "last_seen");
+    number::f64(out, j.last_seen)?;
+    key!(out, false, "packets");
+    number::u64(out, j.packets)?;
+    key!(out, false, "payload_bytes");
+    number::u64(out, j.payload_bytes)?;
+    key!(out, false, "end");
+    plain(out, j.end);
+    key!(out, false, "verdict");
+    plain(out, j.verdict);
+    key!(out, false, "kind");
+    opt_plain(out, j.kind);
+    key!(out, false, "confidence");
+    number::f64(out, j.confidence)?;
+    key!(out, false, "decided_at_packet");
+    opt_u64(out, j.decided_at_packet)?;
+    key!(out, false, "community_id");
+    plain(out, j.community_id.as_str());
+    key!(out, false, "via");
+    opt_plain(out, j.via);
+    key!(out, false, "decided_after_seconds");
+    match j.decided_after_seconds {
+        Some(x) => number::f64(out, x)?,
+        None => out.extend_from_slice(b"null"),
+    }
+    key!(out, false, "revised_from");
+    opt_plain(out, j.revised_from);
+    key!(out, false, "contradiction");
+    opt_plain(out, j.contradiction);
+    key!(out, false, "first_payload_random");
+    out.extend_from_slice(match j.first_payload_random {
+        Some(true) => b"true",
+        Some(false) => b"false",
+        None => b"null",
+    });
+    key!(out, false, "rhythm_decision");
+    plain(out, j.rhythm_decision);
+    key!(out, false, "rhythm_windows");
+    number::u64(out, u64::from(j.rhythm_windows))?;
+    key!(out, false, "rhythm_log_odds_sum");
+    number::f64(out, j.rhythm_log_odds_sum)?;
+    key!(out, false, "tunnel");
+    opt_plain(out, j.tunnel);
+    key!(out, false, "tunnel_id");
+    opt_u64(out, j.tunnel_id.map(u64::from))?;
+    key!(out, false, "outer_src_ip");
+    match &j.outer_src_ip {
+        Some(a) => ip(out, a)?,
+        None => out.extend_from_slice(b"null"),
+    }
+    key!(out, false, "outer_dst_ip");
+    match &j.outer_dst_ip {
+        Some(a) => ip(out, a)?,
+        None => out.extend_from_slice(b"null"),
+    }
+    key!(out, false, "tunnel_depth");
+    opt_u64(out, j.tunnel_depth.map(u64::from))?;
+    key!(out, false, "fwd");
+    direction_json(out, &j.fwd)?;
+    key!(out, false, "bwd");
+    direction_json(out, &j.bwd)?;
+    out.extend_from_slice(b"}\n");
+    Ok(())
+}
+
+/// Seconds with exactly six decimals, as `format!("{x:.6}")` writes them:
+/// from the integer microseconds the value came from (exact below 2^32
+/// seconds; beyond, and for what is not finite, through `format!`).
+fn fixed6(out: &mut Vec<u8>, x: f64) -> io::Result<()> {
+    if !(x.is_finite() && x.abs() < 4.0e9) {
+        return write!(out, "{x:.6}");
+    }
+    let micros = (x * 1e6).round() as i64;
+    if x.is_sign_negative() {
+        out.push(b'-');
+    }
+    let m = micros.unsigned_abs();
+    number::u64(out, m / 1_000_000)?;
+    out.push(b'.');
+    let frac = m % 1_000_000;
+    let mut digits = [b'0'; 6];
+    let mut f = frac;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    out.extend_from_slice(&digits);
+    Ok(())
+}
+
+/// A float as Rust's `Display` writes it (shortest round-trip digits, no
+/// exponent): the CSV's form.
+fn display_f64(out: &mut Vec<u8>, x: f64) -> io::Result<()> {
+    write!(out, "{x}")
+}
+
+fn csv_opt(out: &mut Vec<u8>, s: Option<&str>) {
+    if let Some(s) = s {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// `format!("{x:.1}")` of a float rounded to hundredths below 65,536 (the
+/// chi-square values), from the integer: the exact binary value is
+/// rounded to tenths, a tie to the even tenth (the test
+/// `tenths_are_formats` checks every such value); others through `format!`.
+fn tenths(out: &mut Vec<u8>, x: f32) -> io::Result<()> {
+    if (0.0..65_536.0).contains(&x) && !(x == 0.0 && x.is_sign_negative()) {
+        let k = (f64::from(x) * 100.0 + 0.5) as u32;
+        if k as f32 / 100.0 == x {
+            // x * 100 is exact in f64 (24 + 7 bits).
+            let exact = f64::from(x) * 100.0;
+            let (q, r) = (k / 10, k % 10);
+            let mid = f64::from(q * 10 + 5);
+            let t = if r < 5 {
+                q
+            } else if r > 5 || exact > mid {
+                q + 1
+            } else if exact < mid {
+                q
+            } else {
+                q + (q & 1)
+            };
+            number::u64(out, u64::from(t / 10))?;
+            out.push(b'.');
+            out.push(b'0' + (t % 10) as u8);
+            return Ok(());
+        }
+    }
+    write!(out, "{x:.1}")
+}
+
+fn csv_chi2(out: &mut Vec<u8>, c: &[f32; 16]) -> io::Result<()> {
+    for (i, x) in c.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        tenths(out, *x)?;
+    }
+    Ok(())
+}
+
+/// One CSV line (with its newline), `capture` already quoted as needed.
+fn csv_line(out: &mut Vec<u8>, capture: &[u8], j: &RecordJson<'_>) -> io::Result<()> {
+    let sep = |out: &mut Vec<u8>| out.push(b',');
+    out.extend_from_slice(capture);
+    sep(out);
+    out.extend_from_slice(j.transport.as_bytes());
+    sep(out);
+    ip_text(out, &j.src_ip)?;
+    sep(out);
+    number::u64(out, u64::from(j.src_port))?;
+    sep(out);
+    ip_text(out, &j.dst_ip)?;
+    sep(out);
+    number::u64(out, u64::from(j.dst_port))?;
+    sep(out);
+    fixed6(out, j.first_seen)?;
+    sep(out);
+    fixed6(out, j.last_seen)?;
+    sep(out);
+    number::u64(out, j.packets)?;
+    sep(out);
+    number::u64(out, j.payload_bytes)?;
+    sep(out);
+    out.extend_from_slice(j.end.as_bytes());
+    sep(out);
+    out.extend_from_slice(j.verdict.as_bytes());
+    sep(out);
+    csv_opt(out, j.kind);
+    sep(out);
+    display_f64(out, j.confidence)?;
+    sep(out);
+    if let Some(v) = j.decided_at_packet {
+        number::u64(out, v)?;
+    }
+    sep(out);
+    out.extend_from_slice(j.community_id.as_str().as_bytes());
+    sep(out);
+    csv_opt(out, j.via);
+    sep(out);
+    if let Some(x) = j.decided_after_seconds {
+        display_f64(out, x)?;
+    }
+    sep(out);
+    csv_opt(out, j.revised_from);
+    for d in [&j.fwd, &j.bwd] {
+        sep(out);
+        out.extend_from_slice(d.csc_class.as_bytes());
+        sep(out);
+        out.extend_from_slice(d.dft_class.as_bytes());
+        sep(out);
+        number::u64(out, u64::from(d.sampled))?;
+        sep(out);
+        number::u64(out, u64::from(d.nbc_windows))?;
+        sep(out);
+        display_f64(out, d.nbc_mean_log_odds)?;
+        sep(out);
+        csv_chi2(out, &d.chi2)?;
+    }
+    sep(out);
+    csv_opt(out, j.contradiction);
+    sep(out);
+    out.extend_from_slice(j.rhythm_decision.as_bytes());
+    sep(out);
+    number::u64(out, u64::from(j.rhythm_windows))?;
+    sep(out);
+    display_f64(out, j.rhythm_log_odds_sum)?;
+    for d in [&j.fwd, &j.bwd] {
+        sep(out);
+        csv_opt(out, d.state);
+        sep(out);
+        csv_opt(out, d.contradiction);
+        sep(out);
+        number::u64(out, u64::from(d.structured_groups))?;
+        sep(out);
+        out.extend_from_slice(d.nbc_decision.as_bytes());
+    }
+    sep(out);
+    match j.first_payload_random {
+        Some(true) => out.extend_from_slice(b"true"),
+        Some(false) => out.extend_from_slice(b"false"),
+        None => {}
+    }
+    sep(out);
+    csv_opt(out, j.tunnel);
+    sep(out);
+    if let Some(v) = j.tunnel_id {
+        number::u64(out, u64::from(v))?;
+    }
+    sep(out);
+    if let Some(a) = &j.outer_src_ip {
+        write!(out, "{a}")?;
+    }
+    sep(out);
+    if let Some(a) = &j.outer_dst_ip {
+        write!(out, "{a}")?;
+    }
+    sep(out);
+    if let Some(v) = j.tunnel_depth {
+        number::u64(out, u64::from(v))?;
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+/// A record's JSON line as serde_json makes it of [`RecordJson`] (the
+/// reference the fast writer is tested against).
+#[doc(hidden)]
+pub fn reference_json_line(capture: &str, r: &FlowRecord) -> String {
+    let mut s = serde_json::to_string(&RecordJson::new(capture, r)).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// A record's CSV line built field by field as `String`s (the reference the
+/// fast writer is tested against).
+#[doc(hidden)]
+pub fn reference_csv_line(capture: &str, r: &FlowRecord) -> String {
+    let j = RecordJson::new(capture, r);
+    let fields = [
+        csv_field(j.capture),
+        j.transport.to_string(),
+        j.src_ip.to_string(),
+        j.src_port.to_string(),
+        j.dst_ip.to_string(),
+        j.dst_port.to_string(),
+        format!("{:.6}", j.first_seen),
+        format!("{:.6}", j.last_seen),
+        j.packets.to_string(),
+        j.payload_bytes.to_string(),
+        j.end.to_string(),
+        j.verdict.to_string(),
+        opt(j.kind),
+        j.confidence.to_string(),
+        opt(j.decided_at_packet),
+        j.community_id.to_string(),
+        opt(j.via),
+        opt(j.decided_after_seconds),
+        opt(j.revised_from),
+        j.fwd.csc_class.to_string(),
+        j.fwd.dft_class.to_string(),
+        j.fwd.sampled.to_string(),
+        j.fwd.nbc_windows.to_string(),
+        j.fwd.nbc_mean_log_odds.to_string(),
+        chi2_list(&j.fwd.chi2),
+        j.bwd.csc_class.to_string(),
+        j.bwd.dft_class.to_string(),
+        j.bwd.sampled.to_string(),
+        j.bwd.nbc_windows.to_string(),
+        j.bwd.nbc_mean_log_odds.to_string(),
+        chi2_list(&j.bwd.chi2),
+        opt(j.contradiction),
+        j.rhythm_decision.to_string(),
+        j.rhythm_windows.to_string(),
+        j.rhythm_log_odds_sum.to_string(),
+        opt(j.fwd.state),
+        opt(j.fwd.contradiction),
+        j.fwd.structured_groups.to_string(),
+        j.fwd.nbc_decision.to_string(),
+        opt(j.bwd.state),
+        opt(j.bwd.contradiction),
+        j.bwd.structured_groups.to_string(),
+        j.bwd.nbc_decision.to_string(),
+        opt(j.first_payload_random),
+        opt(j.tunnel),
+        opt(j.tunnel_id),
+        opt(j.outer_src_ip),
+        opt(j.outer_dst_ip),
+        opt(j.tunnel_depth),
+    ];
+    format!("{}\n", fields.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_six_decimals_match_format() {
+        for x in [
+            0.0,
+            -0.0,
+            1.5,
+            -1.5,
+            1_700_000_000.123_456,
+            1_234_567_890.000_001,
+            0.000_001,
+            -0.000_001,
+            -0.000_000_1,
+            3_999_999_999.999_999,
+            4.5e9,
+            -7.25e10,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            let mut out = Vec::new();
+            fixed6(&mut out, x).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{x:.6}"), "{x}");
+        }
+        // Every microsecond of a day, from a realistic epoch.
+        let base = 1_700_000_000_000_000i64;
+        for m in (0..86_400_000_000i64).step_by(7_919_993) {
+            let x = (base + m) as f64 / 1e6;
+            let mut out = Vec::new();
+            fixed6(&mut out, x).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{x:.6}"));
+        }
+    }
+
+    #[test]
+    fn hundredths_are_serde_jsons() {
+        let mut out = Vec::with_capacity(32);
+        for k in 0..6_553_600u32 {
+            let x = k as f32 / 100.0;
+            out.clear();
+            number::f32_hundredths(&mut out, x).unwrap();
+            let want = serde_json::to_string(&x).unwrap();
+            assert_eq!(out, want.as_bytes(), "{k}");
+        }
+        for x in [
+            -0.0f32,
+            -1.5,
+            0.001,
+            1e-9,
+            65_536.0,
+            1e30,
+            f32::NAN,
+            0.333_333,
+        ] {
+            out.clear();
+            number::f32_hundredths(&mut out, x).unwrap();
+            assert_eq!(out, serde_json::to_string(&x).unwrap().as_bytes(), "{x}");
+        }
+    }
+
+    #[test]
+    fn tenths_are_formats() {
+        let mut out = Vec::with_capacity(32);
+        for k in 0..6_553_600u32 {
+            let x = k as f32 / 100.0;
+            out.clear();
+            tenths(&mut out, x).unwrap();
+            assert_eq!(out, format!("{x:.1}").as_bytes(), "{k}");
+        }
+        for x in [-0.0f32, -1.25, 0.001, 65_536.0, 1e30, f32::NAN, 0.333_333] {
+            out.clear();
+            tenths(&mut out, x).unwrap();
+            assert_eq!(out, format!("{x:.1}").as_bytes(), "{x}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_displays() {
+        for a in [
+            "0.0.0.0",
+            "10.9.99.100",
+            "255.255.255.255",
+            "1.20.3.200",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            let mut out = Vec::new();
+            ip_text(&mut out, &ip).unwrap();
+            assert_eq!(out, ip.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn numbers_are_serde_jsons() {
+        for x in [0.0, 1.0, -2.5, 1e-7, 123456.789, 1e21, f64::NAN, f64::MAX] {
+            let mut out = Vec::new();
+            number::f64(&mut out, x).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&x).unwrap()
+            );
+        }
     }
 }
