@@ -11,6 +11,8 @@ use serde::Serialize;
 use crate::classifier::{DirectionRecord, FlowRecord};
 use crate::community_id::{community_id_v1_inline, CommunityId};
 use crate::flow::FlowKey;
+use crate::tunnel::Tunnel;
+use crate::verdict::Verdict;
 
 /// The seed of the Community ID printed in records (0, as Zeek and Suricata
 /// use by default).
@@ -183,7 +185,6 @@ pub struct RecordJson<'a> {
 impl<'a> RecordJson<'a> {
     /// The serialized form of a record.
     pub fn new(capture: &'a str, r: &FlowRecord) -> Self {
-        let round6 = |x: f64| (x * 1e6).round() / 1e6;
         RecordJson {
             capture,
             transport: r.key.transport.as_str(),
@@ -198,14 +199,11 @@ impl<'a> RecordJson<'a> {
             end: r.end.as_str(),
             verdict: r.verdict.label.as_str(),
             kind: r.verdict.kind.map(|k| k.as_str()),
-            confidence: (r.verdict.confidence * 1e4).round() / 1e4,
+            confidence: rounded_confidence(r.verdict.confidence),
             decided_at_packet: r.verdict.decided_at_packet,
             community_id: community_id_inline(&r.key),
             via: r.verdict.via.map(|v| v.as_str()),
-            decided_after_seconds: r
-                .verdict
-                .decided_after_seconds
-                .map(|x| round6(f64::from(x))),
+            decided_after_seconds: r.verdict.decided_after_seconds.map(rounded_seconds),
             revised_from: r.revised_from.map(|l| l.as_str()),
             contradiction: r.contradiction.map(|c| c.as_str()),
             first_payload_random: r.first_payload_random,
@@ -219,6 +217,82 @@ impl<'a> RecordJson<'a> {
             tunnel_depth: r.tunnel.map(|t| t.depth),
             fwd: DirectionJson::from(&r.directions[0]),
             bwd: DirectionJson::from(&r.directions[1]),
+        }
+    }
+}
+
+/// A verdict's confidence as records print it (four decimals).
+fn rounded_confidence(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// Seconds to a decision as records print them (microseconds).
+fn rounded_seconds(x: f32) -> f64 {
+    (f64::from(x) * 1e6).round() / 1e6
+}
+
+/// A verdict reached while its flow is open, as serialized (the streaming
+/// faces' `verdict` event): the flow, its tunnel, and the verdict's fields
+/// with the names and rounding of a record's.
+#[derive(Debug, Serialize)]
+pub struct VerdictJson {
+    /// "udp" or "tcp".
+    pub transport: &'static str,
+    /// Initiator address.
+    pub src_ip: IpAddr,
+    /// Initiator port.
+    pub src_port: u16,
+    /// Responder address.
+    pub dst_ip: IpAddr,
+    /// Responder port.
+    pub dst_port: u16,
+    /// Community ID v1 (seed 0).
+    pub community_id: CommunityId,
+    /// "skype", "not_skype" or "undecided".
+    pub verdict: &'static str,
+    /// The kind of Skype, or null.
+    pub kind: Option<&'static str>,
+    /// In [0, 1].
+    pub confidence: f64,
+    /// Flow packet count at the decision.
+    pub decided_at_packet: Option<u64>,
+    /// Seconds from the first packet to the decision.
+    pub decided_after_seconds: Option<f64>,
+    /// "flow" or "endpoint".
+    pub via: Option<&'static str>,
+    /// The tunnel that carried the flow, as in records.
+    pub tunnel: Option<&'static str>,
+    /// Its identifier.
+    pub tunnel_id: Option<u32>,
+    /// The tunnel's outer source address.
+    pub outer_src_ip: Option<IpAddr>,
+    /// The tunnel's outer destination address.
+    pub outer_dst_ip: Option<IpAddr>,
+    /// How many tunnels deep.
+    pub tunnel_depth: Option<u8>,
+}
+
+impl VerdictJson {
+    /// The serialized form of a verdict event's fields.
+    pub fn new(key: &FlowKey, tunnel: Option<&Tunnel>, v: &Verdict) -> Self {
+        VerdictJson {
+            transport: key.transport.as_str(),
+            src_ip: key.src_ip,
+            src_port: key.src_port,
+            dst_ip: key.dst_ip,
+            dst_port: key.dst_port,
+            community_id: community_id_inline(key),
+            verdict: v.label.as_str(),
+            kind: v.kind.map(|k| k.as_str()),
+            confidence: rounded_confidence(v.confidence),
+            decided_at_packet: v.decided_at_packet,
+            decided_after_seconds: v.decided_after_seconds.map(rounded_seconds),
+            via: v.via.map(|x| x.as_str()),
+            tunnel: tunnel.map(|t| t.kind.as_str()),
+            tunnel_id: tunnel.and_then(|t| t.id),
+            outer_src_ip: tunnel.map(|t| t.outer_src),
+            outer_dst_ip: tunnel.map(|t| t.outer_dst),
+            tunnel_depth: tunnel.map(|t| t.depth),
         }
     }
 }

@@ -25,9 +25,9 @@ use skype_dpi::classifier::{Classifier as CoreClassifier, Event, RunStats};
 use skype_dpi::columnar::{schema, RecordBatchBuilder};
 use skype_dpi::config::{FlowTableConfig, MethodConfig, TunnelConfig};
 use skype_dpi::model::Model;
-use skype_dpi::output::{community_id, RecordJson};
+use skype_dpi::output::{RecordJson, VerdictJson};
 use skype_dpi::packet::{RawPacket, SkipReason, Timestamp};
-use skype_dpi::tunnel::{Tunnel, TunnelKind};
+use skype_dpi::tunnel::TunnelKind;
 
 create_exception!(_native, Error, PyException, "An error of skype-dpi.");
 create_exception!(
@@ -230,19 +230,14 @@ fn evaluate(
     Ok((value, text))
 }
 
-fn tunnel_json(t: Option<Tunnel>) -> Value {
-    match t {
-        None => {
-            json!({"tunnel": null, "tunnel_id": null, "outer_src_ip": null, "outer_dst_ip": null, "tunnel_depth": null})
-        }
-        Some(t) => json!({
-            "tunnel": t.kind.as_str(),
-            "tunnel_id": t.id,
-            "outer_src_ip": t.outer_src.to_string(),
-            "outer_dst_ip": t.outer_dst.to_string(),
-            "tunnel_depth": t.depth,
-        }),
+/// Seconds since the epoch as a timestamp (microseconds).
+fn timestamp(secs: f64, what: &str) -> PyResult<Timestamp> {
+    if !secs.is_finite() {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a finite number of seconds"
+        )));
     }
+    Ok(Timestamp((secs * 1e6).round() as i64))
 }
 
 /// The streaming classifier: frames in, events out.
@@ -294,8 +289,9 @@ impl Classifier {
     }
 
     /// Ends the flows idle at `now` (seconds).
-    fn expire(&mut self, now: f64) {
-        self.inner.expire(Timestamp((now * 1e6).round() as i64));
+    fn expire(&mut self, now: f64) -> PyResult<()> {
+        self.inner.expire(timestamp(now, "now")?);
+        Ok(())
     }
 
     /// Ends every open flow (their records come as events).
@@ -325,23 +321,12 @@ impl Classifier {
                     verdict,
                     ..
                 } => {
-                    let mut v = json!({
-                        "event": "verdict",
-                        "transport": key.transport.as_str(),
-                        "src_ip": key.src_ip.to_string(),
-                        "src_port": key.src_port,
-                        "dst_ip": key.dst_ip.to_string(),
-                        "dst_port": key.dst_port,
-                        "community_id": community_id(&key),
-                        "verdict": verdict.label.as_str(),
-                        "kind": verdict.kind.map(|k| k.as_str()),
-                        "confidence": (verdict.confidence * 1e4).round() / 1e4,
-                        "decided_at_packet": verdict.decided_at_packet,
-                        "decided_after_seconds": verdict.decided_after_seconds.map(|x| (f64::from(x) * 1e6).round() / 1e6),
-                        "via": verdict.via.map(|x| x.as_str()),
-                    });
-                    if let (Value::Object(m), Value::Object(t)) = (&mut v, tunnel_json(tunnel)) {
-                        m.extend(t);
+                    let mut v = json!({"event": "verdict"});
+                    if let (Value::Object(m), Ok(Value::Object(fields))) = (
+                        &mut v,
+                        serde_json::to_value(VerdictJson::new(&key, tunnel.as_ref(), &verdict)),
+                    ) {
+                        m.extend(fields);
                     }
                     v
                 }
