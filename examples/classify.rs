@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use skype_dpi::analyze::{analyze_capture_parallel, analyze_live};
+use skype_dpi::analyze::{analyze_capture_parallel, analyze_capture_streaming, analyze_live};
 use skype_dpi::capture::Capture;
 use skype_dpi::classifier::{Event, FlowRecord, RunStats};
 use skype_dpi::config::{FlowTableConfig, TunnelConfig};
@@ -29,11 +29,12 @@ use skype_dpi::packet::SkipReason;
 use skype_dpi::tunnel::TunnelKind;
 use skype_dpi::verdict::Label;
 
-const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--threads N] [--tunnels LIST] [--duration S] [--read-only] CAPTURE...
+const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--revision-window N] [--threads N] [--tunnels LIST] [--duration S] [--read-only] CAPTURE...
   --tunnels LIST: the tunnels to open, to classify the flows inside (all, none, or some of gtp_u,gre,vxlan,geneve,ip_in_ip,capwap; default all)
   --out FILE: write the records to FILE instead of stdout (needed by --format parquet)
   --duration S: stop a live capture after S seconds and report every flow
   --max-flows N: hold at most N flows at once (all workers together), evicting the longest idle
+  --revision-window N: hold the records of at most N ended flows (default: --max-flows), so that an endpoint recognised later can still revise them; records are written as they leave it, and memory stays bounded however long the capture (one thread; --threads N holds every record to the end)
   --threads N: shard flows over N worker threads (same verdicts as one)
   --read-only: only read the frames through libpcap (the speed floor no classifier can beat)";
 
@@ -115,6 +116,7 @@ struct Args {
     interface: Option<String>,
     model: Option<PathBuf>,
     max_flows: Option<usize>,
+    revision_window: Option<usize>,
     tunnels: TunnelConfig,
     captures: Vec<PathBuf>,
 }
@@ -130,6 +132,7 @@ fn parse() -> Result<Args, String> {
         interface: None,
         model: None,
         max_flows: None,
+        revision_window: None,
         tunnels: TunnelConfig::default(),
         captures: Vec::new(),
     };
@@ -170,6 +173,13 @@ fn parse() -> Result<Args, String> {
                     value("--max-flows")?
                         .parse()
                         .map_err(|_| "--max-flows needs a number")?,
+                )
+            }
+            "--revision-window" => {
+                a.revision_window = Some(
+                    value("--revision-window")?
+                        .parse()
+                        .map_err(|_| "--revision-window needs a number of records")?,
                 )
             }
             "-h" | "--help" => return Err(String::new()),
@@ -364,6 +374,47 @@ fn main() -> ExitCode {
             }
         };
         let bar = progress_bar(&mut cap, path);
+        let name = cap.name().to_string();
+        if args.threads <= 1 {
+            // Records are written as they leave the revision window: memory
+            // is bounded by the flow table and the window.
+            let window = args.revision_window.unwrap_or(table.max_flows);
+            let mut write_error = None;
+            let report =
+                analyze_capture_streaming(
+                    cap,
+                    &model,
+                    table.clone(),
+                    window,
+                    &mut |r| match write(&mut out, &name, r) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            write_error = Some(e);
+                            false
+                        }
+                    },
+                );
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if let Some(e) = write_error {
+                eprintln!("classify: cannot write output: {e}");
+                return ExitCode::FAILURE;
+            }
+            total.merge(&report.stats);
+            let w = &report.window;
+            if w.left_early > 0 {
+                eprintln!(
+                    "classify: {name}: {} of {} records left the revision window ({window} records) before the capture ended; {} revisions by endpoints recognised later did not reach them (a larger --revision-window holds more)",
+                    w.left_early, w.written, w.revisions_missed
+                );
+            }
+            if let Some(e) = report.error {
+                eprintln!("classify: {e}");
+                failed = true;
+            }
+            continue;
+        }
         let report = analyze_capture_parallel(cap, &model, table.clone(), args.threads);
         if let Some(b) = bar {
             b.finish_and_clear();

@@ -4,6 +4,7 @@
 //!     [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S]
 //!     [--spread-seconds S] [--signalling-clients N] [--peers N]
 //!     [--ipv6-share F] [--vlan-share F] [--loss F] [--bulk-seconds S] [--packets N]
+//! cargo run --release --example synth -- --out FILE.pcap --mix link|flood --flows N [--seed N]
 //!
 //! `--sample` gives the settings of `datasets/sample.pcap`. `--packets N`
 //! stops after N messages (the capture is streamed: any size fits).
@@ -12,15 +13,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use skype_dpi::linkmix::{LinkMix, LinkMixConfig};
 use skype_dpi::synth::{sample_config, write_labels, write_pcap, Generator, SynthConfig};
 
-const USAGE: &str = "usage: synth --out FILE.pcap --labels FILE.csv [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S] [--spread-seconds S] [--signalling-clients N] [--peers N] [--ipv6-share F] [--vlan-share F] [--loss F] [--bulk-seconds S] [--packets N] [--tunnel gtp_u|gre|vxlan|ip_in_ip]";
+const USAGE: &str = "usage: synth --out FILE.pcap --labels FILE.csv [--sample] [--seed N] [--flows-per-profile N] [--call-seconds S] [--spread-seconds S] [--signalling-clients N] [--peers N] [--ipv6-share F] [--vlan-share F] [--loss F] [--bulk-seconds S] [--packets N] [--tunnel gtp_u|gre|vxlan|ip_in_ip]
+       synth --out FILE.pcap --mix link|flood --flows N [--seed N]
+  --mix link: a link-like mix of N flows (heavy-tailed sizes, mean about 20 packets, two thirds of flows one or two packets; random payloads, UDP and TCP); --mix flood: N one-message UDP flows, each from a new source (benchmarks; no labels)";
 
 fn main() -> ExitCode {
     let mut cfg = SynthConfig::default();
     let (mut out, mut labels, mut packets) = (None, None, None);
     let mut it = std::env::args().skip(1);
     let mut bad = None;
+    let (mut mix, mut flows) = (None, None);
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Option<f64> {
             let v = it.next().and_then(|s| s.parse::<f64>().ok());
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
             "--vlan-share" => cfg.vlan_share = num("--vlan-share").unwrap_or(0.0),
             "--loss" => cfg.loss = num("--loss").unwrap_or(0.0),
             "--bulk-seconds" => cfg.bulk_seconds = num("--bulk-seconds").unwrap_or(6.0),
+            "--mix" => mix = it.next(),
+            "--flows" => flows = num("--flows").map(|n| n as u64),
             "--packets" => packets = num("--packets").map(|n| n as u64),
             "--tunnel" => match it.next().map(|k| k.parse()) {
                 Some(Ok(kind)) => cfg.tunnel = Some(kind),
@@ -66,6 +73,40 @@ fn main() -> ExitCode {
     if let Some(b) = bad {
         eprintln!("synth: {b}\n{USAGE}");
         return ExitCode::from(2);
+    }
+    if let Some(kind) = mix {
+        let Some(out) = out else {
+            eprintln!("synth: --out is required\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        let n = flows.unwrap_or(100_000);
+        let mut mcfg = match kind.as_str() {
+            "link" => LinkMixConfig::link(n),
+            "flood" => LinkMixConfig::flood(n),
+            other => {
+                eprintln!("synth: --mix is link or flood, not {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        mcfg.seed = cfg.seed;
+        let start = Instant::now();
+        let mut gen = LinkMix::new(&mcfg);
+        return match skype_dpi::linkmix::write_pcap(&out, &mut gen) {
+            Ok(n) => {
+                eprintln!(
+                    "synth: wrote {n} packets in {} flows (mean {:.1} packets) to {} in {:.2} s",
+                    gen.flows(),
+                    n as f64 / gen.flows().max(1) as f64,
+                    out.display(),
+                    start.elapsed().as_secs_f64()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("synth: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let (Some(out), Some(labels)) = (out, labels) else {
         eprintln!("synth: --out and --labels are required\n{USAGE}");

@@ -5,6 +5,7 @@
 //! is read, revises the flows of endpoints recognised after those flows
 //! ended, so that the offline answer is the one the whole capture supports.
 
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,10 +15,11 @@ use crate::capture::{Capture, CaptureError};
 use crate::classifier::{replay_and_revise, Classifier, Event, FlowRecord, RunStats};
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
-use crate::flow::FlowHasher;
+use crate::flow::{FlowHasher, FlowKey};
 use crate::model::Model;
 use crate::packet::{PacketRecord, Timestamp};
 use crate::tunnel::Tunnel;
+use crate::verdict::Label;
 
 /// For tests: the frame number at which a worker of a multi-threaded run
 /// panics (0: never), to check that a failing worker is reported and its
@@ -45,52 +47,230 @@ pub struct CaptureReport {
     pub endpoints: Vec<EndpointKey>,
 }
 
-/// Analyses one capture to its end.
-pub fn analyze_capture(mut cap: Capture, model: &Model, table: FlowTableConfig) -> CaptureReport {
-    let start = Instant::now();
-    let mut classifier = Classifier::with_table(model.clone(), table);
-    classifier.keep_evidence_for_records(true);
+/// Analyses one capture to its end, every record in memory
+/// ([`analyze_capture_streaming`] with a window that never fills).
+pub fn analyze_capture(cap: Capture, model: &Model, table: FlowTableConfig) -> CaptureReport {
     let mut records = Vec::new();
-    let collect = |c: &mut Classifier, records: &mut Vec<FlowRecord>| {
-        if !c.has_events() {
-            return;
-        }
-        for e in c.drain_events() {
-            if let Event::FlowEnded(r) = e {
-                records.push(*r);
-            }
-        }
-    };
-    // Endpoint evidence is replayed at the end, as the shards of a
-    // multi-threaded run do: the records are the same with any number of
-    // threads, every field.
-    classifier.log_endpoints();
-    let mut seq = 0u64;
-    let result = cap.for_each(|raw| {
-        seq += 1;
-        classifier.set_frame_seq(seq);
-        let _ = classifier.push(raw);
-        collect(&mut classifier, &mut records);
+    let report = analyze_capture_streaming(cap, model, table, usize::MAX, &mut |r| {
+        records.push(r.clone());
         true
     });
-    classifier.finish_all();
-    collect(&mut classifier, &mut records);
-    let log = classifier.take_endpoint_log();
-    let (records, endpoints) = settle(records, log, model);
     CaptureReport {
-        capture: cap.name().to_string(),
+        capture: report.capture,
         records,
-        stats: classifier.stats(),
-        error: result.err(),
+        stats: report.stats,
+        error: report.error,
         failures: Vec::new(),
-        elapsed: start.elapsed(),
-        endpoints,
+        elapsed: report.elapsed,
+        endpoints: report.endpoints,
     }
 }
 
-/// The end of an offline run: the endpoint evidence replayed in capture
-/// order, the records revised by it, in the order of their first packet
-/// (then key), and the recognised endpoints sorted.
+/// The result of [`analyze_capture_streaming`]: everything but the
+/// records, which went to the sink.
+pub struct StreamReport {
+    /// The capture's name (its path as given).
+    pub capture: String,
+    /// Frame and flow counters.
+    pub stats: RunStats,
+    /// Set when reading stopped early; the records written are those of
+    /// the flows read before.
+    pub error: Option<CaptureError>,
+    /// Wall-clock time of the analysis.
+    pub elapsed: Duration,
+    /// Endpoints recognised as Skype clients.
+    pub endpoints: Vec<EndpointKey>,
+    /// What the revision window did ([`WindowCounts`]).
+    pub window: WindowCounts,
+    /// The sink refused a record (a write failed): the analysis stopped
+    /// there.
+    pub sink_stopped: bool,
+}
+
+/// What a [`RevisionWindow`] did in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// Records written.
+    pub written: u64,
+    /// Records that left the window before the capture ended (written then,
+    /// revised by the endpoints recognised so far).
+    pub left_early: u64,
+    /// Revisions of records that had already left the window (not
+    /// applied: each record is written once). Zero whenever `left_early`
+    /// is.
+    pub revisions_missed: u64,
+    /// Most records held at once.
+    pub peak_held: u64,
+}
+
+/// The records of ended flows, held back in the order they ended so that
+/// an endpoint recognised after a flow ended can still revise it (what
+/// offline analysis adds to streaming use, whose [`Event::Revised`] reaches
+/// only the last [`crate::classifier::RECENT_ENDED_CAPACITY`] such flows).
+/// At most `capacity` are held: beyond, the oldest leaves the window, is
+/// revised by the endpoints recognised so far and is written. At the end of
+/// the capture the records still held are revised by every endpoint the
+/// capture revealed, and written in the order of their first packet.
+///
+/// Costs: a held record is a [`FlowRecord`] plus, for an undecided one
+/// (the only kind an endpoint revises), an index entry; the
+/// `--revision-window` of `classify` defaults to the flow table's
+/// `max_flows`, so that offline memory is bounded by about twice the flow
+/// table's, whatever the capture's length. A capture whose records all
+/// fit gets the same records as a run that holds everything; the README's
+/// "Offline memory" section measures what a smaller window changes.
+pub struct RevisionWindow {
+    held: VecDeque<FlowRecord>,
+    /// Position (in records ever held) of each undecided held record.
+    index: HashMap<(FlowKey, Option<Tunnel>, Timestamp), u64>,
+    /// Records that have left the window.
+    left: u64,
+    capacity: usize,
+    counts: WindowCounts,
+}
+
+impl RevisionWindow {
+    /// A window holding at most `capacity` records (at least one).
+    pub fn new(capacity: usize) -> RevisionWindow {
+        RevisionWindow {
+            held: VecDeque::new(),
+            index: HashMap::new(),
+            left: 0,
+            capacity: capacity.max(1),
+            counts: WindowCounts::default(),
+        }
+    }
+
+    fn id(r: &FlowRecord) -> (FlowKey, Option<Tunnel>, Timestamp) {
+        (r.key, r.tunnel, r.first_seen)
+    }
+
+    /// Holds an ended flow's record; returns the oldest record when it
+    /// leaves the window to make room.
+    pub fn hold(&mut self, r: FlowRecord) -> Option<FlowRecord> {
+        if r.verdict.label == Label::Undecided {
+            let at = self.left + self.held.len() as u64;
+            self.index.insert(Self::id(&r), at);
+        }
+        self.held.push_back(r);
+        self.counts.peak_held = self.counts.peak_held.max(self.held.len() as u64);
+        if self.held.len() <= self.capacity {
+            return None;
+        }
+        let out = self.held.pop_front()?;
+        self.forget(&out, self.left);
+        self.left += 1;
+        self.counts.left_early += 1;
+        Some(out)
+    }
+
+    fn forget(&mut self, r: &FlowRecord, at: u64) {
+        let id = Self::id(r);
+        if self.index.get(&id) == Some(&at) {
+            self.index.remove(&id);
+        }
+    }
+
+    /// Replaces the held record of a revised flow; counts a revision that
+    /// comes too late.
+    pub fn revise(&mut self, r: FlowRecord) {
+        let Some(&at) = self.index.get(&Self::id(&r)) else {
+            self.counts.revisions_missed += 1;
+            return;
+        };
+        let slot = at
+            .checked_sub(self.left)
+            .and_then(|i| self.held.get_mut(i as usize));
+        match slot {
+            Some(held) => *held = r,
+            None => self.counts.revisions_missed += 1,
+        }
+    }
+
+    /// The end of the capture: the records still held, revised by the
+    /// classifier's endpoints and in the order of their first packet.
+    pub fn settle(mut self, c: &mut Classifier) -> (Vec<FlowRecord>, WindowCounts) {
+        let mut rest: Vec<FlowRecord> = self.held.drain(..).collect();
+        c.revise_records(&mut rest);
+        rest.sort_by_key(|r| (r.first_seen, r.key));
+        (rest, self.counts)
+    }
+}
+
+/// Analyses one capture to its end, each flow's record to `sink` (which
+/// returns false to stop, when it cannot write), through a
+/// [`RevisionWindow`] of `window` records: memory is bounded by the flow
+/// table and the window, not by the capture. Endpoint evidence is applied
+/// as packets arrive (as the streaming API does); the records are those of
+/// [`analyze_capture_parallel`] with any number of threads, every field,
+/// as long as no record leaves the window early.
+pub fn analyze_capture_streaming(
+    mut cap: Capture,
+    model: &Model,
+    table: FlowTableConfig,
+    window: usize,
+    sink: &mut dyn FnMut(&FlowRecord) -> bool,
+) -> StreamReport {
+    let start = Instant::now();
+    let mut classifier = Classifier::with_table(model.clone(), table);
+    classifier.keep_evidence_for_records(true);
+    let mut held = RevisionWindow::new(window);
+    let mut go_on = true;
+    // Ended records into the window; the one that leaves it, revised by
+    // what the endpoints know now, to the sink.
+    let mut events: Vec<Event> = Vec::new();
+    let mut collect = |c: &mut Classifier, held: &mut RevisionWindow, go_on: &mut bool| {
+        if !c.has_events() {
+            return;
+        }
+        events.extend(c.drain_events());
+        for e in events.drain(..) {
+            match e {
+                Event::FlowEnded(r) => {
+                    if let Some(mut out) = held.hold(*r) {
+                        c.revise(&mut out);
+                        held.counts.written += 1;
+                        if *go_on {
+                            *go_on = sink(&out);
+                        }
+                    }
+                }
+                Event::Revised(r) => held.revise(*r),
+                _ => {}
+            }
+        }
+    };
+    let result = cap.for_each(|raw| {
+        let _ = classifier.push(raw);
+        collect(&mut classifier, &mut held, &mut go_on);
+        go_on
+    });
+    classifier.finish_all();
+    collect(&mut classifier, &mut held, &mut go_on);
+    let (rest, mut counts) = held.settle(&mut classifier);
+    for r in &rest {
+        if !go_on {
+            break;
+        }
+        counts.written += 1;
+        go_on = sink(r);
+    }
+    let mut endpoints: Vec<EndpointKey> = classifier.endpoints().recognised().copied().collect();
+    endpoints.sort();
+    StreamReport {
+        capture: cap.name().to_string(),
+        stats: classifier.stats(),
+        error: result.err(),
+        elapsed: start.elapsed(),
+        endpoints,
+        window: counts,
+        sink_stopped: !go_on,
+    }
+}
+
+/// The end of a multi-threaded run: the endpoint evidence replayed in
+/// capture order, the records revised by it, in the order of their first
+/// packet (then key), and the recognised endpoints sorted.
 fn settle(
     mut records: Vec<FlowRecord>,
     log: Vec<crate::classifier::EndpointObservation>,

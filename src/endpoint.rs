@@ -25,6 +25,7 @@
 //! The numbers are in [`crate::config::EndpointConfig`].
 
 use ahash::RandomState;
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -252,12 +253,50 @@ pub fn encrypted_from_first_byte(payload: &[u8], tests: &GroupTests) -> bool {
     tests.log_e_value_of(&counts) < tests.boundary(1)
 }
 
+/// An endpoint seen in one message so far: that message, to be replayed
+/// into a full [`EndpointState`] when a second one comes. Most endpoints of
+/// a link never send a second (a scan, a flood, a client's one DNS query):
+/// a newcomer costs a map entry instead of a 400-byte state and its group
+/// tests (issue 19). The replay gives the state the very evidence it would
+/// have had, as long as one message cannot make a client
+/// (`min_packets` and `min_peers` at least 2, the defaults 24 and 5);
+/// otherwise every endpoint gets a full state at once.
+#[derive(Debug, Clone, Copy)]
+struct Newcomer {
+    /// Its first payload bytes (up to [`CSC_BYTES`]) and how many.
+    head: [u8; CSC_BYTES],
+    len: u8,
+    new_flow: bool,
+    peer_hash: u32,
+    seen: Timestamp,
+}
+
+impl Newcomer {
+    fn payload(&self) -> &[u8] {
+        &self.head[..usize::from(self.len).min(CSC_BYTES)]
+    }
+}
+
+/// What the table holds of an endpoint.
+#[derive(Debug, Clone, Copy)]
+enum Entry {
+    /// One message so far.
+    New(Newcomer),
+    /// More: its state, in the table's slab.
+    Full(u32),
+}
+
 /// The endpoints of a capture or a live link, bounded in number.
 pub struct EndpointTable {
     config: EndpointConfig,
     tests: GroupTests,
     known: FuncSet,
-    map: HashMap<EndpointKey, EndpointState, RandomState>,
+    map: HashMap<EndpointKey, Entry, RandomState>,
+    /// The states of the endpoints past their first message (a slab: no
+    /// allocation per endpoint once it has grown), and its free places.
+    states: Vec<EndpointState>,
+    free: Vec<u32>,
+    /// Recognised clients, Skype peers and their ports (below).
     /// Endpoints recognised as Skype clients (kept after their evidence is
     /// forgotten, so that flows reported later still get their verdict).
     recognised: BoundedSet<EndpointKey>,
@@ -281,6 +320,8 @@ impl EndpointTable {
             tests: GroupTests::new(&config.csc),
             known: FuncSet::of(&config.dft.func_known),
             map: HashMap::with_hasher(RandomState::new()),
+            states: Vec::new(),
+            free: Vec::new(),
             recognised: BoundedSet::new(e.max_recognised),
             hosts: BoundedSet::new(e.max_recognised),
             peers: BoundedSet::new(e.max_recognised),
@@ -294,7 +335,7 @@ impl EndpointTable {
         &self.config
     }
 
-    /// Endpoints held.
+    /// Endpoints held (newcomers included).
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -351,32 +392,66 @@ impl EndpointTable {
             || self.peer_ports.contains(&(b.ip, a.port))
     }
 
-    /// Bytes an endpoint costs in the table: key, state and the hash map's
-    /// control byte (the map's spare capacity, up to an eighth, is not
-    /// counted).
+    /// Bytes an endpoint past its first message costs in the table: key,
+    /// entry, state and the hash map's control byte (the map's spare
+    /// capacity, up to an eighth, is not counted): the most an endpoint
+    /// costs.
     pub fn bytes_per_endpoint() -> usize {
-        std::mem::size_of::<(EndpointKey, EndpointState)>() + 1
+        Self::bytes_per_newcomer() + std::mem::size_of::<EndpointState>()
     }
 
-    /// The state of an endpoint, if held.
+    /// Bytes an endpoint seen in one message costs (key, entry and control
+    /// byte).
+    pub fn bytes_per_newcomer() -> usize {
+        std::mem::size_of::<(EndpointKey, Entry)>() + 1
+    }
+
+    /// The state of an endpoint past its first message, if held.
     pub fn get(&self, key: &EndpointKey) -> Option<&EndpointState> {
-        self.map.get(key)
+        match self.map.get(key)? {
+            Entry::Full(i) => self.states.get(*i as usize),
+            Entry::New(_) => None,
+        }
     }
 
     fn peer_hash(&self, ip: &IpAddr) -> u32 {
         (self.hasher.hash_one(ip) as u32) | 1
     }
 
+    /// When an endpoint was last seen.
+    fn last_seen(states: &[EndpointState], e: &Entry) -> Timestamp {
+        match e {
+            Entry::New(n) => n.seen,
+            Entry::Full(i) => states
+                .get(*i as usize)
+                .map_or(Timestamp(i64::MIN), |s| s.last_seen),
+        }
+    }
+
     /// Makes room: forgets idle endpoints, then the oldest quarter.
     fn make_room(&mut self, now: Timestamp) {
         let timeout = self.config.idle_timeout_seconds;
-        self.map
-            .retain(|_, s| now.secs_since(s.last_seen) < timeout);
-        if self.map.len() >= self.config.max_endpoints {
-            let mut ages: Vec<Timestamp> = self.map.values().map(|s| s.last_seen).collect();
-            ages.sort_unstable();
-            if let Some(&cut) = ages.get(ages.len() / 4) {
-                self.map.retain(|_, s| s.last_seen > cut);
+        let EndpointTable {
+            map, states, free, ..
+        } = self;
+        let mut keep = |e: &Entry, alive: bool| {
+            if !alive {
+                if let Entry::Full(i) = e {
+                    free.push(*i);
+                }
+            }
+            alive
+        };
+        map.retain(|_, e| keep(e, now.secs_since(Self::last_seen(states, e)) < timeout));
+        if map.len() >= self.config.max_endpoints {
+            let mut ages: Vec<Timestamp> =
+                map.values().map(|e| Self::last_seen(states, e)).collect();
+            let quarter = ages.len() / 4;
+            if quarter < ages.len() {
+                ages.select_nth_unstable(quarter);
+            }
+            if let Some(&cut) = ages.get(quarter) {
+                map.retain(|_, e| keep(e, Self::last_seen(states, e) > cut));
             }
         }
     }
@@ -395,51 +470,74 @@ impl EndpointTable {
         if !self.config.enabled || payload.len() < 3 {
             return false;
         }
-        if !self.map.contains_key(&local) && self.map.len() >= self.config.max_endpoints.max(1) {
+        let max = self.config.max_endpoints.max(1);
+        if self.map.len() >= max && !self.map.contains_key(&local) {
             self.make_room(now);
         }
         let peer_hash = self.peer_hash(&peer.ip);
-        let known = self.known;
-        let s = self
-            .map
-            .entry(local)
-            .or_insert_with(|| EndpointState::new(now));
-        if now.secs_since(s.last_seen) >= self.config.idle_timeout_seconds {
-            *s = EndpointState::new(now);
-        }
-        if now > s.last_seen {
-            s.last_seen = now;
-        }
-        s.func_messages = s.func_messages.saturating_add(1);
-        if known.contains(payload[2]) {
-            s.known = s.known.saturating_add(1);
-        }
-        let id = u16::from_be_bytes([payload[0], payload[1]]);
-        if let Some(last) = s.last_id {
-            s.id_pairs = s.id_pairs.saturating_add(1);
-            s.id_changes = s.id_changes.saturating_add(u32::from(id != last));
-        }
-        s.last_id = Some(id);
-        if let Some(head) = payload
-            .get(..CSC_BYTES)
-            .and_then(|h| <&[u8; CSC_BYTES]>::try_from(h).ok())
-        {
-            if s.nibbles.is_full() {
-                s.nibbles.clear();
+        // One message cannot make a client: the first waits as a newcomer.
+        let probation = self.config.min_packets >= 2 && self.config.min_peers >= 2;
+        let EndpointTable {
+            map, states, free, ..
+        } = self;
+        let mut new_state = |at: Timestamp| match free.pop() {
+            Some(i) => {
+                if let Some(s) = states.get_mut(i as usize) {
+                    *s = EndpointState::new(at);
+                }
+                i
             }
-            s.nibbles.add(head);
-            s.sampled = s.sampled.saturating_add(1);
-            let window = window_index(&s.nibbles, s.sampled);
-            s.groups.look(&s.nibbles, window, &self.tests);
+            None => {
+                states.push(EndpointState::new(at));
+                (states.len() - 1) as u32
+            }
+        };
+        // One lookup: the entry, whatever it holds.
+        let (index, replay) = match map.entry(local) {
+            MapEntry::Occupied(mut o) => match *o.get() {
+                Entry::Full(i) => (i, None),
+                Entry::New(n) => {
+                    let i = new_state(n.seen);
+                    o.insert(Entry::Full(i));
+                    (i, Some(n))
+                }
+            },
+            MapEntry::Vacant(v) if probation => {
+                let mut head = [0u8; CSC_BYTES];
+                let len = payload.len().min(CSC_BYTES);
+                head[..len].copy_from_slice(&payload[..len]);
+                v.insert(Entry::New(Newcomer {
+                    head,
+                    len: len as u8,
+                    new_flow,
+                    peer_hash,
+                    seen: now,
+                }));
+                return false;
+            }
+            MapEntry::Vacant(v) => {
+                let i = new_state(now);
+                v.insert(Entry::Full(i));
+                (i, None)
+            }
+        };
+        let (known, tests, config) = (self.known, &self.tests, &self.config);
+        let Some(s) = self.states.get_mut(index as usize) else {
+            return false;
+        };
+        if let Some(n) = replay {
+            account(
+                s,
+                n.seen,
+                n.peer_hash,
+                n.new_flow,
+                n.payload(),
+                known,
+                tests,
+                config,
+            );
         }
-        let n = usize::from(s.peer_count);
-        if n < PEER_SLOTS && !s.peers[..n].contains(&peer_hash) {
-            s.peers[n] = peer_hash;
-            s.peer_count += 1;
-        }
-        if new_flow {
-            s.flows = s.flows.saturating_add(1);
-        }
+        account(s, now, peer_hash, new_flow, payload, known, tests, config);
         if s.recognised {
             return false;
         }
@@ -450,6 +548,62 @@ impl EndpointTable {
             return true;
         }
         false
+    }
+}
+
+/// One message's evidence into an endpoint's state (a state idle past the
+/// timeout starts over).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn account(
+    s: &mut EndpointState,
+    now: Timestamp,
+    peer_hash: u32,
+    new_flow: bool,
+    payload: &[u8],
+    known: FuncSet,
+    tests: &GroupTests,
+    config: &EndpointConfig,
+) {
+    if now.secs_since(s.last_seen) >= config.idle_timeout_seconds {
+        *s = EndpointState::new(now);
+    }
+    if now > s.last_seen {
+        s.last_seen = now;
+    }
+    let (Some(&id0), Some(&id1), Some(&func)) = (payload.first(), payload.get(1), payload.get(2))
+    else {
+        return;
+    };
+    s.func_messages = s.func_messages.saturating_add(1);
+    if known.contains(func) {
+        s.known = s.known.saturating_add(1);
+    }
+    let id = u16::from_be_bytes([id0, id1]);
+    if let Some(last) = s.last_id {
+        s.id_pairs = s.id_pairs.saturating_add(1);
+        s.id_changes = s.id_changes.saturating_add(u32::from(id != last));
+    }
+    s.last_id = Some(id);
+    if let Some(head) = payload
+        .get(..CSC_BYTES)
+        .and_then(|h| <&[u8; CSC_BYTES]>::try_from(h).ok())
+    {
+        if s.nibbles.is_full() {
+            s.nibbles.clear();
+        }
+        s.nibbles.add(head);
+        s.sampled = s.sampled.saturating_add(1);
+        let window = window_index(&s.nibbles, s.sampled);
+        s.groups.look(&s.nibbles, window, tests);
+    }
+    let n = usize::from(s.peer_count);
+    if n < PEER_SLOTS && !s.peers[..n].contains(&peer_hash) {
+        s.peers[n] = peer_hash;
+        s.peer_count += 1;
+    }
+    if new_flow {
+        s.flows = s.flows.saturating_add(1);
     }
 }
 

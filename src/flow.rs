@@ -607,10 +607,18 @@ pub const MAX_FLOWS_PER_TABLE: usize = (1 << 24) - 2;
 
 const INDEX_SLOT_MASK: u32 = (1 << 24) - 1;
 
+/// The flow index's maximum load, as a fraction: 3/4 (project, issue 19).
+/// Linear probing's runs grow as 1/(1-load)^2: at 7/8 a removal's backward
+/// shift rehashed about 30 following entries, each a read of a random slot
+/// (`FlowTable::remove` was a quarter of a flood of new flows); at 3/4 it
+/// is about 8, for 0.8 bytes more per flow (4/3 of a 4-byte entry instead
+/// of 8/7), which keeps a decided flow within issue 6's 128 bytes.
+const INDEX_MAX_LOAD: (usize, usize) = (3, 4);
+
 /// The index of a flow table: open addressing with linear probing over
 /// 32-bit entries, each a slot number plus one (0 marks a free entry) in
 /// the low 24 bits and 8 bits of the flow's hash as a tag in the high 8, at
-/// most 7/8 full. A lookup reads one run of adjacent entries (one cache
+/// most [`INDEX_MAX_LOAD`] full. A lookup reads one run of adjacent entries (one cache
 /// line, mostly) and compares keys only on a tag match (1 in 256 for a
 /// stranger); a removal shifts the entries that follow back, so that no
 /// tombstone is left. The entry's position is known from the hash alone, so
@@ -680,10 +688,11 @@ impl FlowIndex {
     }
 
     /// Adds `slot` under `hash` (not already present), growing first when
-    /// the index would be more than 7/8 full; `hash_of` gives the hash of a
+    /// the index would be more than [`INDEX_MAX_LOAD`] full; `hash_of` gives the hash of a
     /// slot already indexed.
     fn insert(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) {
-        if (self.len + 1) * 8 > self.entries.len() * 7 {
+        let (num, den) = INDEX_MAX_LOAD;
+        if (self.len + 1) * den > self.entries.len() * num {
             let bigger = vec![0; self.entries.len() * 2];
             let old = std::mem::replace(&mut self.entries, bigger);
             for e in old.into_iter().filter(|&e| e != 0) {
@@ -792,12 +801,14 @@ impl<T> FlowTable<T> {
     }
 
     /// Bytes the table itself spends per flow: the slab slot with its state
-    /// value, and the 4-byte index entry at the index's maximum load of 7/8.
+    /// value, and the 4-byte index entry at the index's maximum load
+    /// ([`INDEX_MAX_LOAD`]).
     /// Heap memory the state points to is not included.
     pub fn bytes_per_flow() -> usize {
         let slot = std::mem::size_of::<Option<Slot<T>>>();
         let entry = std::mem::size_of::<u32>();
-        slot + (entry * 8).div_ceil(7)
+        let (num, den) = INDEX_MAX_LOAD;
+        slot + (entry * den).div_ceil(num)
     }
 
     /// Flows currently held.

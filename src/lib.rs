@@ -35,6 +35,8 @@ pub mod features;
 pub mod flow;
 #[cfg(feature = "train")]
 pub mod labels;
+#[cfg(feature = "synth")]
+pub mod linkmix;
 pub mod model;
 pub mod nbc;
 #[cfg(feature = "output")]
