@@ -21,7 +21,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use skype_dpi::analyze::{analyze_capture_parallel, analyze_capture_streaming, analyze_live};
 use skype_dpi::capture::Capture;
-use skype_dpi::classifier::{Event, FlowRecord, RunStats};
+use skype_dpi::classifier::{Event, FlowRecord, MemoryUse, RunStats};
 use skype_dpi::config::{FlowTableConfig, TunnelConfig};
 use skype_dpi::model::Model;
 use skype_dpi::output::{Format, RecordWriter};
@@ -318,6 +318,8 @@ fn main() -> ExitCode {
     };
     let start = Instant::now();
     let mut total = RunStats::default();
+    // The capture whose analysis held the most, for the memory line.
+    let mut largest: Option<(usize, String, MemoryUse, (usize, usize), u64)> = None;
     let (mut flows, mut skype) = (0u64, 0u64);
     let mut failed = false;
     let mut write = |out: &mut Sink, capture: &str, r: &FlowRecord| {
@@ -402,6 +404,16 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             total.merge(&report.stats);
+            let m = report.memory_at_peak.total() + report.window_bytes_at_peak;
+            if largest.as_ref().is_none_or(|(b, ..)| m > *b) {
+                largest = Some((
+                    m,
+                    name.clone(),
+                    report.memory_at_peak,
+                    (report.window_bytes_at_peak, report.window_records_at_peak),
+                    report.stats.peak_flows,
+                ));
+            }
             let w = &report.window;
             if w.left_early > 0 {
                 eprintln!(
@@ -450,11 +462,55 @@ fn main() -> ExitCode {
         skype,
         start.elapsed().as_secs_f64(),
     );
+    if let Some((_, name, m, window, peak_flows)) = largest {
+        memory_line(&name, &m, window, peak_flows);
+    }
     if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The process's peak resident memory, bytes (Linux; 0 elsewhere).
+fn peak_resident() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<usize>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// What the analysis of the capture that held the most held at its
+/// busiest, by part and per flow, endpoint and record, beside the process's
+/// peak (the difference is the allocator's: its rounding, and memory freed
+/// but kept for reuse).
+fn memory_line(name: &str, m: &MemoryUse, (window, records): (usize, usize), peak_flows: u64) {
+    let mib = |b: usize| b as f64 / 1048576.0;
+    let per = |b: usize, n: usize| b as f64 / n.max(1) as f64;
+    let total = m.total() + window;
+    eprintln!(
+        "memory: {name}: {:.1} MiB by account at its busiest: flow table {:.1} MiB (slots and index, sized for its peak of {peak_flows} flows: {:.0} bytes a flow), features {:.1} MiB ({} flows not final: {:.0} bytes each), kept evidence {:.1} MiB, endpoints {:.1} MiB ({} held, {} past one message: {:.0} bytes each), revision window {:.1} MiB ({records} records: {:.0} bytes each), events {:.1} MiB; process peak {:.1} MiB",
+        mib(total),
+        mib(m.table),
+        per(m.table, peak_flows as usize),
+        mib(m.features),
+        m.open,
+        per(m.features, m.open),
+        mib(m.evidence),
+        mib(m.endpoints),
+        m.endpoint_count,
+        m.endpoint_full,
+        per(m.endpoints, m.endpoint_count),
+        mib(window),
+        per(window, records),
+        mib(m.recent_and_events),
+        mib(peak_resident())
+    );
 }
 
 /// Reads every frame through libpcap and does nothing else: the floor.

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::capture::{Capture, CaptureError};
-use crate::classifier::{replay_and_revise, Classifier, Event, FlowRecord, RunStats};
+use crate::classifier::{replay_and_revise, Classifier, Event, FlowRecord, MemoryUse, RunStats};
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
 use crate::flow::{FlowHasher, FlowKey};
 use crate::model::Model;
-use crate::packet::{PacketRecord, Timestamp};
+use crate::packet::{PacketRecord, RawPacket, Timestamp};
 use crate::tunnel::Tunnel;
 use crate::verdict::Label;
 
@@ -85,6 +85,14 @@ pub struct StreamReport {
     /// The sink refused a record (a write failed): the analysis stopped
     /// there.
     pub sink_stopped: bool,
+    /// What the classifier held at its busiest: looked at each time the
+    /// flow table had grown by an eighth since the last look, and at the
+    /// last frame (before the open flows ended); the look with the most.
+    pub memory_at_peak: MemoryUse,
+    /// What the revision window held then, in bytes, and how many records.
+    pub window_bytes_at_peak: usize,
+    /// See `window_bytes_at_peak`.
+    pub window_records_at_peak: usize,
 }
 
 /// What a [`RevisionWindow`] did in a run.
@@ -101,6 +109,27 @@ pub struct WindowCounts {
     pub revisions_missed: u64,
     /// Most records held at once.
     pub peak_held: u64,
+}
+
+impl RevisionWindow {
+    /// Records held now.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Heap bytes the window holds now: its records, its queue and its
+    /// index at their capacity.
+    pub fn heap_bytes(&self) -> usize {
+        self.held.len() * std::mem::size_of::<FlowRecord>()
+            + self.held.capacity() * std::mem::size_of::<Box<FlowRecord>>()
+            + self.index.capacity()
+                * (std::mem::size_of::<((FlowKey, Option<Tunnel>, Timestamp), u64)>() + 1)
+    }
 }
 
 /// The records of ended flows, held back in the order they ended so that
@@ -120,9 +149,9 @@ pub struct WindowCounts {
 /// fit gets the same records as a run that holds everything; the README's
 /// "Offline memory" section measures what a smaller window changes.
 pub struct RevisionWindow {
-    held: VecDeque<FlowRecord>,
+    held: VecDeque<Box<FlowRecord>>,
     /// Position (in records ever held) of each undecided held record.
-    index: HashMap<(FlowKey, Option<Tunnel>, Timestamp), u64>,
+    index: HashMap<(FlowKey, Option<Tunnel>, Timestamp), u64, ahash::RandomState>,
     /// Records that have left the window.
     left: u64,
     capacity: usize,
@@ -134,7 +163,7 @@ impl RevisionWindow {
     pub fn new(capacity: usize) -> RevisionWindow {
         RevisionWindow {
             held: VecDeque::new(),
-            index: HashMap::new(),
+            index: HashMap::with_hasher(ahash::RandomState::new()),
             left: 0,
             capacity: capacity.max(1),
             counts: WindowCounts::default(),
@@ -147,7 +176,7 @@ impl RevisionWindow {
 
     /// Holds an ended flow's record; returns the oldest record when it
     /// leaves the window to make room.
-    pub fn hold(&mut self, r: FlowRecord) -> Option<FlowRecord> {
+    pub fn hold(&mut self, r: Box<FlowRecord>) -> Option<Box<FlowRecord>> {
         if r.verdict.label == Label::Undecided {
             let at = self.left + self.held.len() as u64;
             self.index.insert(Self::id(&r), at);
@@ -173,7 +202,7 @@ impl RevisionWindow {
 
     /// Replaces the held record of a revised flow; counts a revision that
     /// comes too late.
-    pub fn revise(&mut self, r: FlowRecord) {
+    pub fn revise(&mut self, r: Box<FlowRecord>) {
         let Some(&at) = self.index.get(&Self::id(&r)) else {
             self.counts.revisions_missed += 1;
             return;
@@ -190,10 +219,63 @@ impl RevisionWindow {
     /// The end of the capture: the records still held, revised by the
     /// classifier's endpoints and in the order of their first packet.
     pub fn settle(mut self, c: &mut Classifier) -> (Vec<FlowRecord>, WindowCounts) {
-        let mut rest: Vec<FlowRecord> = self.held.drain(..).collect();
+        let mut rest: Vec<FlowRecord> = self.held.drain(..).map(|r| *r).collect();
         c.revise_records(&mut rest);
         rest.sort_by_key(|r| (r.first_seen, r.key));
         (rest, self.counts)
+    }
+}
+
+/// Frames read from a capture, copied out of libpcap's buffer (which the
+/// next read reuses) until a burst is full.
+struct FrameBurst {
+    bytes: Vec<u8>,
+    frames: Vec<(Timestamp, u32, std::ops::Range<usize>, u32)>,
+}
+
+/// Frames per burst: a few of [`crate::classifier::BURST_GROUP`].
+const OFFLINE_BURST: usize = 4 * crate::classifier::BURST_GROUP;
+
+impl FrameBurst {
+    fn new() -> FrameBurst {
+        FrameBurst {
+            bytes: Vec::with_capacity(OFFLINE_BURST * 2048),
+            frames: Vec::with_capacity(OFFLINE_BURST),
+        }
+    }
+
+    /// Copies a frame in; true when the burst is full.
+    fn push(&mut self, raw: &RawPacket<'_>) -> bool {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(raw.data);
+        self.frames
+            .push((raw.ts, raw.link_type, start..self.bytes.len(), raw.orig_len));
+        self.frames.len() >= OFFLINE_BURST
+    }
+
+    /// Pushes the burst's frames, in order, and empties it.
+    fn flush(&mut self, c: &mut Classifier) {
+        if self.frames.is_empty() {
+            return;
+        }
+        let mut raws: [RawPacket<'_>; OFFLINE_BURST] = [RawPacket {
+            ts: Timestamp(0),
+            link_type: 0,
+            data: &[],
+            orig_len: 0,
+        }; OFFLINE_BURST];
+        let n = self.frames.len().min(OFFLINE_BURST);
+        for (r, (ts, link_type, range, orig_len)) in raws.iter_mut().zip(&self.frames) {
+            *r = RawPacket {
+                ts: *ts,
+                link_type: *link_type,
+                data: self.bytes.get(range.clone()).unwrap_or(&[]),
+                orig_len: *orig_len,
+            };
+        }
+        c.push_burst(&raws[..n]);
+        self.frames.clear();
+        self.bytes.clear();
     }
 }
 
@@ -218,34 +300,62 @@ pub fn analyze_capture_streaming(
     let mut go_on = true;
     // Ended records into the window; the one that leaves it, revised by
     // what the endpoints know now, to the sink.
-    let mut events: Vec<Event> = Vec::new();
+    let mut leaving: Vec<Box<FlowRecord>> = Vec::new();
     let mut collect = |c: &mut Classifier, held: &mut RevisionWindow, go_on: &mut bool| {
         if !c.has_events() {
             return;
         }
-        events.extend(c.drain_events());
-        for e in events.drain(..) {
+        for e in c.drain_events() {
             match e {
-                Event::FlowEnded(r) => {
-                    if let Some(mut out) = held.hold(*r) {
-                        c.revise(&mut out);
-                        held.counts.written += 1;
-                        if *go_on {
-                            *go_on = sink(&out);
-                        }
-                    }
-                }
-                Event::Revised(r) => held.revise(*r),
+                Event::FlowEnded(r) => leaving.extend(held.hold(r)),
+                Event::Revised(r) => held.revise(r),
                 _ => {}
             }
         }
+        for mut out in leaving.drain(..) {
+            c.revise(&mut out);
+            held.counts.written += 1;
+            if *go_on {
+                *go_on = sink(&out);
+            }
+        }
+    };
+    // Frames go to the classifier in bursts, as a NIC queue hands them
+    // over ([`Classifier::push_burst`]: the same events as one by one, the
+    // memory latency of one flow overlapped with the work on others; with
+    // many concurrent flows most of a packet's time is that latency).
+    let mut burst = FrameBurst::new();
+    // What the analysis holds, looked at each time the table has grown by
+    // an eighth since the last look (the walks cost about eight times the peak's
+    // flows in all) and at the last frame; the largest is reported.
+    let mut busiest = (MemoryUse::default(), 0usize, 0usize);
+    let mut next_look = 1024usize;
+    let look = |c: &Classifier, held: &RevisionWindow, busiest: &mut (MemoryUse, usize, usize)| {
+        let m = (c.memory_use(), held.heap_bytes(), held.len());
+        if m.0.total() + m.1 >= busiest.0.total() + busiest.1 {
+            *busiest = m;
+        }
     };
     let result = cap.for_each(|raw| {
-        let _ = classifier.push(raw);
-        collect(&mut classifier, &mut held, &mut go_on);
+        if burst.push(raw) {
+            burst.flush(&mut classifier);
+            collect(&mut classifier, &mut held, &mut go_on);
+            if classifier.open_flows() >= next_look {
+                look(&classifier, &held, &mut busiest);
+                next_look = classifier.open_flows() + classifier.open_flows() / 8;
+            }
+        }
         go_on
     });
-    classifier.finish_all();
+    burst.flush(&mut classifier);
+    collect(&mut classifier, &mut held, &mut go_on);
+    look(&classifier, &held, &mut busiest);
+    let (memory_at_peak, window_bytes_at_peak, window_records_at_peak) = busiest;
+    // The flows still open end a batch at a time, each batch's records
+    // into the window before the next: no transient copy of the table.
+    while classifier.finish_some(OFFLINE_BURST) > 0 {
+        collect(&mut classifier, &mut held, &mut go_on);
+    }
     collect(&mut classifier, &mut held, &mut go_on);
     let (rest, mut counts) = held.settle(&mut classifier);
     for r in &rest {
@@ -265,6 +375,9 @@ pub fn analyze_capture_streaming(
         endpoints,
         window: counts,
         sink_stopped: !go_on,
+        memory_at_peak,
+        window_bytes_at_peak,
+        window_records_at_peak,
     }
 }
 

@@ -419,6 +419,43 @@ pub fn flow_memory() -> FlowMemory {
     }
 }
 
+/// What a classifier holds in memory now, by part, in bytes (heap
+/// allocations at their size; the allocator's own rounding and the pages it
+/// keeps are not counted). [`Classifier::memory_use`] walks the flow table:
+/// for reports, not for every packet.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// Flows held, and of them those whose verdict is not final (which
+    /// keep their features).
+    pub flows: usize,
+    /// See `flows`.
+    pub open: usize,
+    /// The flow table: slots and index at their capacity (a table keeps
+    /// the capacity of its busiest moment).
+    pub table: usize,
+    /// The features of the flows whose verdict is not final.
+    pub features: usize,
+    /// The decided flows' kept evidence (offline records).
+    pub evidence: usize,
+    /// Endpoint correlation: endpoints (newcomers and full states) and the
+    /// recognised sets.
+    pub endpoints: usize,
+    /// Endpoints held, and of them past their first message.
+    pub endpoint_count: usize,
+    /// See `endpoint_count`.
+    pub endpoint_full: usize,
+    /// Ended flows remembered for revision, and events not yet drained.
+    pub recent_and_events: usize,
+}
+
+impl MemoryUse {
+    /// The sum of the parts.
+    pub fn total(&self) -> usize {
+        self.table + self.features + self.evidence + self.endpoints + self.recent_and_events
+    }
+}
+
 /// Per-direction evidence in a flow record.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -764,6 +801,41 @@ impl Classifier {
         s
     }
 
+    /// What the classifier holds in memory now, by part (walks the flow
+    /// table: for reports, not for every packet).
+    pub fn memory_use(&self) -> MemoryUse {
+        let mut m = MemoryUse {
+            flows: self.table.len(),
+            table: self.table.heap_bytes(),
+            endpoints: self.endpoints.heap_bytes(),
+            endpoint_count: self.endpoints.len(),
+            endpoint_full: self.endpoints.full_len(),
+            recent_and_events: self.recent_ended.capacity() * std::mem::size_of::<FlowRecord>()
+                + self.events.capacity() * std::mem::size_of::<Event>()
+                + self
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e, Event::FlowEnded(_) | Event::Revised(_)))
+                    .count()
+                    * std::mem::size_of::<FlowRecord>(),
+            ..MemoryUse::default()
+        };
+        for s in self.table.states() {
+            match &s.0 {
+                StateInner::Open(_) => {
+                    m.open += 1;
+                    m.features += std::mem::size_of::<OpenState>();
+                }
+                StateInner::Final(f) => {
+                    if f.evidence.is_some() {
+                        m.evidence += std::mem::size_of::<FlowEvidence>();
+                    }
+                }
+            }
+        }
+        m
+    }
+
     /// Flows open now.
     pub fn open_flows(&self) -> usize {
         self.table.len()
@@ -994,6 +1066,28 @@ impl Classifier {
         for f in ended {
             self.finish(f);
         }
+    }
+
+    /// [`Classifier::finish_all`] a batch at a time: ends at most `max`
+    /// flows (those idle past their timeout first, as idle, then the others
+    /// as the capture's end, in the order `finish_all` ends them) and
+    /// returns how many; 0 when none is left. Drain the events between two
+    /// calls: a table of a million flows then never makes a million events
+    /// (and their records) at once.
+    pub fn finish_some(&mut self, max: usize) -> usize {
+        let now = self.table.now();
+        let mut ended = Vec::new();
+        let mut n = 0;
+        if now.0 > i64::MIN {
+            n += self.table.expire_up_to(now, max, &mut |f| ended.push(f));
+        }
+        if n < max {
+            n += self.table.drain_up_to(max - n, &mut |f| ended.push(f));
+        }
+        for f in ended {
+            self.finish(f);
+        }
+        n
     }
 
     /// Revises a record with its endpoints' verdict, if one of them has been

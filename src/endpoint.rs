@@ -406,6 +406,25 @@ impl EndpointTable {
         std::mem::size_of::<(EndpointKey, Entry)>() + 1
     }
 
+    /// Heap bytes the table holds now: the map (at its capacity, a control
+    /// byte an entry), the slab of states, and the sets of recognised
+    /// clients, hosts, peers and peer ports (at their members' size).
+    pub fn heap_bytes(&self) -> usize {
+        let set = |n: usize, each: usize| n * (2 * each + 1);
+        self.map.capacity() * Self::bytes_per_newcomer()
+            + self.states.capacity() * std::mem::size_of::<EndpointState>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+            + set(self.recognised.len(), std::mem::size_of::<EndpointKey>())
+            + set(self.hosts.len(), std::mem::size_of::<IpAddr>())
+            + set(self.peers.len(), std::mem::size_of::<EndpointKey>())
+            + set(self.peer_ports.len(), std::mem::size_of::<(IpAddr, u16)>())
+    }
+
+    /// Endpoints held past their first message (with a full state).
+    pub fn full_len(&self) -> usize {
+        self.states.len() - self.free.len()
+    }
+
     /// The state of an endpoint past its first message, if held.
     pub fn get(&self, key: &EndpointKey) -> Option<&EndpointState> {
         match self.map.get(key)? {

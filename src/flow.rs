@@ -811,6 +811,21 @@ impl<T> FlowTable<T> {
         slot + (entry * den).div_ceil(num)
     }
 
+    /// Heap bytes the table itself holds now: its slots and index at their
+    /// capacity, and its free list (what the states point to is not
+    /// included; [`FlowTable::states`] walks them).
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Option<Slot<T>>>()
+            + self.index.entries.capacity() * std::mem::size_of::<u32>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+
+    /// The states of the flows held, in slot order (for reports: a walk of
+    /// the whole table).
+    pub fn states(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten().map(|s| &s.state)
+    }
+
     /// Flows currently held.
     pub fn len(&self) -> usize {
         self.index.len
@@ -935,19 +950,36 @@ impl<T> FlowTable<T> {
     /// its time (a packet arriving meanwhile still starts a new flow, as
     /// [`FlowTable::update`] checks the idle time exactly).
     pub fn expire(&mut self, now: Timestamp, ended: &mut impl FnMut(EndedFlow<T>)) {
+        self.expire_up_to(now, usize::MAX, ended);
+    }
+
+    /// [`FlowTable::expire`], ending at most `max` flows (in the same
+    /// order: a further call goes on where this one stopped). Returns the
+    /// flows ended.
+    pub fn expire_up_to(
+        &mut self,
+        now: Timestamp,
+        max: usize,
+        ended: &mut impl FnMut(EndedFlow<T>),
+    ) -> usize {
+        let mut n = 0;
         for l in 0..LISTS {
-            loop {
+            while n < max {
                 let i = self.head[l];
                 let reason = match self.slot(i) {
                     Some(s) => self.expiry(s, now),
                     None => break,
                 };
                 match reason.and_then(|r| self.remove(i, r)) {
-                    Some(f) => ended(f),
+                    Some(f) => {
+                        n += 1;
+                        ended(f)
+                    }
                     None => break,
                 }
             }
         }
+        n
     }
 
     /// Accounts one packet: finds or creates its flow, updates the counters
@@ -1205,7 +1237,15 @@ impl<T> FlowTable<T> {
     /// Ends every flow still held, with reason `capture_end` (or `fin`/`rst`
     /// for closed TCP connections), least recently active first.
     pub fn drain(&mut self, ended: &mut impl FnMut(EndedFlow<T>)) {
-        loop {
+        self.drain_up_to(usize::MAX, ended);
+    }
+
+    /// [`FlowTable::drain`], ending at most `max` flows (in the same order:
+    /// a further call goes on where this one stopped). Returns the flows
+    /// ended.
+    pub fn drain_up_to(&mut self, max: usize, ended: &mut impl FnMut(EndedFlow<T>)) -> usize {
+        let mut n = 0;
+        while n < max {
             let i = self.oldest();
             if i == NIL {
                 break;
@@ -1215,12 +1255,18 @@ impl<T> FlowTable<T> {
                 _ => EndReason::CaptureEnd,
             };
             match self.remove(i, reason) {
-                Some(f) => ended(f),
+                Some(f) => {
+                    n += 1;
+                    ended(f)
+                }
                 None => break,
             }
         }
-        self.slots.clear();
-        self.free.clear();
+        if self.index.len == 0 {
+            self.slots.clear();
+            self.free.clear();
+        }
+        n
     }
 }
 
