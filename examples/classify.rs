@@ -319,7 +319,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let mut total = RunStats::default();
     // The capture whose analysis held the most, for the memory line.
-    let mut largest: Option<(usize, String, MemoryUse, (usize, usize), u64)> = None;
+    let mut largest: Option<Busiest> = None;
     let (mut flows, mut skype) = (0u64, 0u64);
     let mut failed = false;
     let mut write = |out: &mut Sink, capture: &str, r: &FlowRecord| {
@@ -404,15 +404,15 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             total.merge(&report.stats);
-            let m = report.memory_at_peak.total() + report.window_bytes_at_peak;
-            if largest.as_ref().is_none_or(|(b, ..)| m > *b) {
-                largest = Some((
-                    m,
-                    name.clone(),
-                    report.memory_at_peak,
-                    (report.window_bytes_at_peak, report.window_records_at_peak),
-                    report.stats.peak_flows,
-                ));
+            let bytes = report.memory_at_peak.total() + report.window_bytes_at_peak;
+            if largest.as_ref().is_none_or(|b| bytes > b.bytes) {
+                largest = Some(Busiest {
+                    bytes,
+                    capture: name.clone(),
+                    memory: report.memory_at_peak,
+                    window: (report.window_bytes_at_peak, report.window_records_at_peak),
+                    peak_flows: report.stats.peak_flows,
+                });
             }
             let w = &report.window;
             if w.left_early > 0 {
@@ -462,14 +462,24 @@ fn main() -> ExitCode {
         skype,
         start.elapsed().as_secs_f64(),
     );
-    if let Some((_, name, m, window, peak_flows)) = largest {
-        memory_line(&name, &m, window, peak_flows);
+    if let Some(b) = largest {
+        memory_line(&b.capture, &b.memory, b.window, b.peak_flows);
     }
     if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The capture whose analysis held the most, at its busiest.
+struct Busiest {
+    bytes: usize,
+    capture: String,
+    memory: MemoryUse,
+    /// The revision window's bytes and records.
+    window: (usize, usize),
+    peak_flows: u64,
 }
 
 /// The process's peak resident memory, bytes (Linux; 0 elsewhere).
