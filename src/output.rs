@@ -547,28 +547,35 @@ mod number {
             // from zero, as `round` does.
             let k = (f64::from(v) * 100.0 + 0.5) as u32;
             if k as f32 / 100.0 == v {
-                // At most "65535.99": built from the right, copied once.
-                let mut buf = [0u8; 8];
-                let mut at = buf.len();
+                // At most "65535.99": its length first, then the digits in
+                // one 8-byte word, appended whole (a fixed-size copy, no
+                // call) and cut back to the length.
                 let frac = k % 100;
+                let int = k / 100;
+                let int_digits = match int {
+                    0..=9 => 1,
+                    10..=99 => 2,
+                    100..=999 => 3,
+                    1000..=9999 => 4,
+                    _ => 5,
+                };
+                let len = int_digits + if frac.is_multiple_of(10) { 2 } else { 3 };
+                // The bytes in a register, little end first (bytes written
+                // one by one on the stack and read back as a word would
+                // stall the load behind the stores).
+                let at = |i: usize, b: u8| u64::from(b) << (8 * i);
+                let mut word = at(int_digits, b'.') | at(int_digits + 1, b'0' + (frac / 10) as u8);
                 if !frac.is_multiple_of(10) {
-                    at -= 1;
-                    buf[at] = b'0' + (frac % 10) as u8;
+                    word |= at(int_digits + 2, b'0' + (frac % 10) as u8);
                 }
-                at -= 1;
-                buf[at] = b'0' + (frac / 10) as u8;
-                at -= 1;
-                buf[at] = b'.';
-                let mut int = k / 100;
-                loop {
-                    at -= 1;
-                    buf[at] = b'0' + (int % 10) as u8;
+                let mut int = int;
+                for i in (0..int_digits).rev() {
+                    word |= at(i, b'0' + (int % 10) as u8);
                     int /= 10;
-                    if int == 0 {
-                        break;
-                    }
                 }
-                out.extend_from_slice(&buf[at..]);
+                let end = out.len() + len;
+                out.extend_from_slice(&word.to_le_bytes());
+                out.truncate(end);
                 return Ok(());
             }
         }
@@ -822,6 +829,30 @@ fn csv_opt(out: &mut Vec<u8>, s: Option<&str>) {
 /// chi-square values), from the integer: the exact binary value is
 /// rounded to tenths, a tie to the even tenth (the test
 /// `tenths_are_formats` checks every such value); others through `format!`.
+/// `t` tenths (below 1,000,000) as `int.d`: the digits in one 8-byte
+/// word, appended whole and cut back to their length (no call, no stall
+/// of a word read over bytes just stored).
+fn one_decimal(out: &mut Vec<u8>, t: u32) {
+    let int = t / 10;
+    let int_digits = match int {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
+    let at = |i: usize, b: u8| u64::from(b) << (8 * i);
+    let mut word = at(int_digits, b'.') | at(int_digits + 1, b'0' + (t % 10) as u8);
+    let mut int = int;
+    for i in (0..int_digits).rev() {
+        word |= at(i, b'0' + (int % 10) as u8);
+        int /= 10;
+    }
+    let end = out.len() + int_digits + 2;
+    out.extend_from_slice(&word.to_le_bytes());
+    out.truncate(end);
+}
+
 fn tenths(out: &mut Vec<u8>, x: f32) -> io::Result<()> {
     if (0.0..65_536.0).contains(&x) && !(x == 0.0 && x.is_sign_negative()) {
         let k = (f64::from(x) * 100.0 + 0.5) as u32;
@@ -839,9 +870,7 @@ fn tenths(out: &mut Vec<u8>, x: f32) -> io::Result<()> {
             } else {
                 q + (q & 1)
             };
-            number::u64(out, u64::from(t / 10))?;
-            out.push(b'.');
-            out.push(b'0' + (t % 10) as u8);
+            one_decimal(out, t);
             return Ok(());
         }
     }
