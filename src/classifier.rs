@@ -237,6 +237,40 @@ impl FlowAgreement {
     }
 }
 
+/// Feature blocks of flows that ended or became final, kept for the next
+/// new flows (a flood of new flows then allocates none), at most
+/// [`STATE_POOL_MAX`].
+// The boxes themselves are what is reused: each goes back into a flow's
+// state as it is.
+#[allow(clippy::vec_box)]
+#[derive(Default)]
+struct StatePool(Vec<Box<OpenState>>);
+
+/// Most feature blocks a [`StatePool`] keeps (about 230 KiB).
+const STATE_POOL_MAX: usize = 256;
+
+impl StatePool {
+    /// A block in its initial state.
+    #[inline]
+    fn take(&mut self) -> Box<OpenState> {
+        match self.0.pop() {
+            Some(mut b) => {
+                *b = OpenState::default();
+                b
+            }
+            None => Box::default(),
+        }
+    }
+
+    /// A block no flow uses any more.
+    #[inline]
+    fn give(&mut self, b: Box<OpenState>) {
+        if self.0.len() < STATE_POOL_MAX {
+            self.0.push(b);
+        }
+    }
+}
+
 /// The state of an open flow whose verdict is not final: its features,
 /// kept out of line and released when the verdict becomes final.
 #[derive(Debug, Clone, Default)]
@@ -337,8 +371,9 @@ enum StateInner {
 }
 
 impl FlowState {
-    fn open() -> Self {
-        FlowState(StateInner::Open(Box::default()))
+    /// A new flow's state, its features from the pool.
+    fn open_from(pool: &mut StatePool) -> Self {
+        FlowState(StateInner::Open(pool.take()))
     }
 
     fn verdict(&self) -> Verdict {
@@ -377,13 +412,20 @@ impl FlowState {
         revised_from: Option<Label>,
         evidence: FlowEvidence,
         keep_evidence: bool,
-    ) {
+    ) -> Option<Box<OpenState>> {
         let func = self.func();
-        self.0 = StateInner::Final(FinalState {
-            verdict: CompactVerdict::new(verdict, revised_from),
-            func,
-            evidence: keep_evidence.then(|| Box::new(evidence)),
-        });
+        let was = std::mem::replace(
+            &mut self.0,
+            StateInner::Final(FinalState {
+                verdict: CompactVerdict::new(verdict, revised_from),
+                func,
+                evidence: keep_evidence.then(|| Box::new(evidence)),
+            }),
+        );
+        match was {
+            StateInner::Open(b) => Some(b),
+            StateInner::Final(_) => None,
+        }
     }
 }
 
@@ -674,6 +716,10 @@ pub struct Classifier {
     last: (Label, Option<Kind>),
     /// Which tunnels are opened.
     tunnels: TunnelConfig,
+    /// Feature blocks for new flows.
+    pool: StatePool,
+    /// The flows a packet ended (reused: no allocation per packet).
+    ended_here: Vec<EndedFlow<FlowState>>,
 }
 
 /// One message as an endpoint sees it, logged by a shard for replay; or
@@ -756,6 +802,8 @@ impl Classifier {
             frame_seq: 0,
             keep_evidence: false,
             last: (Label::Undecided, None),
+            pool: StatePool::default(),
+            ended_here: Vec::new(),
         }
     }
 
@@ -986,11 +1034,14 @@ impl Classifier {
             frame_seq,
             keep_evidence,
             last,
+            pool,
+            ended_here,
             ..
         } = self;
         // Step 1: the flow.
-        let mut ended_here: Vec<EndedFlow<FlowState>> = Vec::new();
-        let update = table.update_with(p, lookup, FlowState::open, &mut |f| ended_here.push(f));
+        let update = table.update_with(p, lookup, || FlowState::open_from(pool), &mut |f| {
+            ended_here.push(f)
+        });
         if update.new_flow {
             stats.flows += 1;
         }
@@ -1008,6 +1059,7 @@ impl Classifier {
             method,
             *keep_evidence,
             events,
+            pool,
         );
         // Step 5: endpoints.
         if method.config.endpoint.enabled {
@@ -1031,9 +1083,11 @@ impl Classifier {
         let v = state.verdict();
         *last = (v.label, v.kind);
         if !ended_here.is_empty() {
-            for f in ended_here {
+            let mut ended = std::mem::take(ended_here);
+            for f in ended.drain(..) {
                 self.finish(f);
             }
+            self.ended_here = ended;
         }
     }
 
@@ -1104,7 +1158,10 @@ impl Classifier {
     }
 
     fn finish(&mut self, f: EndedFlow<FlowState>) {
-        let mut rec = self.record(f);
+        let mut rec = self.record(&f);
+        if let StateInner::Open(b) = f.state.0 {
+            self.pool.give(b);
+        }
         // An undecided flow whose endpoint is already recognised takes its
         // verdict now (it may have had no packet since the recognition).
         if self.method.config.endpoint.enabled && self.endpoint_log.is_none() {
@@ -1122,7 +1179,7 @@ impl Classifier {
         self.events.push(Event::FlowEnded(Box::new(rec)));
     }
 
-    fn record(&self, f: EndedFlow<FlowState>) -> FlowRecord {
+    fn record(&self, f: &EndedFlow<FlowState>) -> FlowRecord {
         let EndedFlow {
             key,
             tunnel,
@@ -1130,6 +1187,7 @@ impl Classifier {
             end,
             state,
         } = f;
+        let (key, tunnel, counters, end) = (*key, *tunnel, *counters, *end);
         let config = &self.method.config;
         let mut evidence_released = false;
         let mut revised_from = state.revised_from();
@@ -1224,6 +1282,7 @@ fn judge_packet(
     method: &Method,
     keep_evidence: bool,
     events: &mut Vec<Event>,
+    pool: &mut StatePool,
 ) {
     let StateInner::Open(open) = &mut state.0 else {
         return;
@@ -1274,7 +1333,9 @@ fn judge_packet(
             if confirmed {
                 let revised_from = open.revised_from;
                 let ev = open.evidence(transport, config, true);
-                state.finalize(v, revised_from, ev, keep_evidence);
+                if let Some(b) = state.finalize(v, revised_from, ev, keep_evidence) {
+                    pool.give(b);
+                }
             }
         }
         Label::NotSkype if judged.settled => {
@@ -1291,7 +1352,9 @@ fn judge_packet(
                 verdict: v,
                 evidence: Some(ev),
             });
-            state.finalize(v, revised_from, ev, keep_evidence);
+            if let Some(b) = state.finalize(v, revised_from, ev, keep_evidence) {
+                pool.give(b);
+            }
         }
         _ => {}
     }
