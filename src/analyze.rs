@@ -12,14 +12,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::capture::{Capture, CaptureError};
-use crate::classifier::{replay_and_revise, Classifier, Event, FlowRecord, MemoryUse, RunStats};
+use crate::classifier::{
+    may_be_revised, replay_and_revise, Classifier, Event, FlowRecord, MemoryUse, RunStats,
+};
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
 use crate::flow::{FlowHasher, FlowKey};
 use crate::model::Model;
 use crate::packet::{PacketRecord, RawPacket, Timestamp};
 use crate::tunnel::Tunnel;
-use crate::verdict::Label;
 
 /// For tests: the frame number at which a worker of a multi-threaded run
 /// panics (0: never), to check that a failing worker is reported and its
@@ -141,8 +142,9 @@ impl RevisionWindow {
 /// the capture the records still held are revised by every endpoint the
 /// capture revealed, and written in the order of their first packet.
 ///
-/// Costs: a held record is a [`FlowRecord`] plus, for an undecided one
-/// (the only kind an endpoint revises), an index entry; the
+/// Costs: a held record is a [`FlowRecord`] plus, for one an endpoint may
+/// still revise (undecided, its messages agreeing with Skype's), an index
+/// entry; the
 /// `--revision-window` of `classify` defaults to the flow table's
 /// `max_flows`, so that offline memory is bounded by about twice the flow
 /// table's, whatever the capture's length. A capture whose records all
@@ -150,7 +152,8 @@ impl RevisionWindow {
 /// "Offline memory" section measures what a smaller window changes.
 pub struct RevisionWindow {
     held: VecDeque<Box<FlowRecord>>,
-    /// Position (in records ever held) of each undecided held record.
+    /// Position (in records ever held) of each held record that may be
+    /// revised.
     index: HashMap<(FlowKey, Option<Tunnel>, Timestamp), u64, ahash::RandomState>,
     /// Records that have left the window.
     left: u64,
@@ -175,9 +178,11 @@ impl RevisionWindow {
     }
 
     /// Holds an ended flow's record; returns the oldest record when it
-    /// leaves the window to make room.
-    pub fn hold(&mut self, r: Box<FlowRecord>) -> Option<Box<FlowRecord>> {
-        if r.verdict.label == Label::Undecided {
+    /// leaves the window to make room. `revisable`: whether a later
+    /// [`Event::Revised`] may name it ([`may_be_revised`]; only those are
+    /// indexed).
+    pub fn hold(&mut self, r: Box<FlowRecord>, revisable: bool) -> Option<Box<FlowRecord>> {
+        if revisable {
             let at = self.left + self.held.len() as u64;
             self.index.insert(Self::id(&r), at);
         }
@@ -307,7 +312,10 @@ pub fn analyze_capture_streaming(
         }
         for e in c.drain_events() {
             match e {
-                Event::FlowEnded(r) => leaving.extend(held.hold(r)),
+                Event::FlowEnded(r) => {
+                    let revisable = may_be_revised(&r, &model.config);
+                    leaving.extend(held.hold(r, revisable))
+                }
                 Event::Revised(r) => held.revise(r),
                 _ => {}
             }

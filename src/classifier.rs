@@ -1167,10 +1167,7 @@ impl Classifier {
         if self.method.config.endpoint.enabled && self.endpoint_log.is_none() {
             revise_with(&mut rec, &mut self.endpoints);
         }
-        let agreement = FlowAgreement::of(&rec);
-        if rec.verdict.label == Label::Undecided
-            && agreement.agrees(rec.key.transport, &self.method.config.endpoint)
-        {
+        if may_be_revised(&rec, &self.method.config) {
             if self.recent_ended.len() >= RECENT_ENDED_CAPACITY {
                 self.recent_ended.pop_front();
             }
@@ -1524,6 +1521,14 @@ fn packet_endpoints(p: &packet::Packet<'_>) -> (EndpointKey, EndpointKey) {
             port: p.dst_port,
         },
     )
+}
+
+/// Whether an endpoint recognised after this flow ended may still revise
+/// its record ([`Event::Revised`]): the flow is undecided and its own
+/// messages agree with Skype's.
+pub fn may_be_revised(rec: &FlowRecord, config: &MethodConfig) -> bool {
+    rec.verdict.label == Label::Undecided
+        && FlowAgreement::of(rec).agrees(rec.key.transport, &config.endpoint)
 }
 
 /// Revises one record by the endpoints' verdicts: an undecided UDP flow
