@@ -1116,7 +1116,8 @@ impl Classifier {
             self.expire(now);
         }
         let mut ended = Vec::new();
-        self.table.drain(&mut |f| ended.push(f));
+        self.table
+            .drain_up_to(now, usize::MAX, &mut |f| ended.push(f));
         for f in ended {
             self.finish(f);
         }
@@ -1136,7 +1137,7 @@ impl Classifier {
             n += self.table.expire_up_to(now, max, &mut |f| ended.push(f));
         }
         if n < max {
-            n += self.table.drain_up_to(max - n, &mut |f| ended.push(f));
+            n += self.table.drain_up_to(now, max - n, &mut |f| ended.push(f));
         }
         for f in ended {
             self.finish(f);

@@ -1234,16 +1234,26 @@ impl<T> FlowTable<T> {
         i
     }
 
-    /// Ends every flow still held, with reason `capture_end` (or `fin`/`rst`
-    /// for closed TCP connections), least recently active first.
+    /// Ends every flow still held, least recently active first: with the
+    /// reason an expiry at the last packet's time gives it (`idle`, or
+    /// `fin`/`rst` for a closed TCP connection past its linger), else
+    /// `capture_end` (or `fin`/`rst`). The reason depends on the flow
+    /// alone, not on where it stands in the activity lists (which captures
+    /// whose timestamps go backwards leave out of time order).
     pub fn drain(&mut self, ended: &mut impl FnMut(EndedFlow<T>)) {
-        self.drain_up_to(usize::MAX, ended);
+        let now = self.now;
+        self.drain_up_to(now, usize::MAX, ended);
     }
 
-    /// [`FlowTable::drain`], ending at most `max` flows (in the same order:
-    /// a further call goes on where this one stopped). Returns the flows
-    /// ended.
-    pub fn drain_up_to(&mut self, max: usize, ended: &mut impl FnMut(EndedFlow<T>)) -> usize {
+    /// [`FlowTable::drain`] as of `now`, ending at most `max` flows (in the
+    /// same order: a further call goes on where this one stopped). Returns
+    /// the flows ended.
+    pub fn drain_up_to(
+        &mut self,
+        now: Timestamp,
+        max: usize,
+        ended: &mut impl FnMut(EndedFlow<T>),
+    ) -> usize {
         let mut n = 0;
         while n < max {
             let i = self.oldest();
@@ -1251,8 +1261,12 @@ impl<T> FlowTable<T> {
                 break;
             }
             let reason = match self.slot(i) {
-                Some(s) if s.closed() => s.close_reason(),
-                _ => EndReason::CaptureEnd,
+                Some(s) => self.expiry(s, now).unwrap_or(if s.closed() {
+                    s.close_reason()
+                } else {
+                    EndReason::CaptureEnd
+                }),
+                None => EndReason::CaptureEnd,
             };
             match self.remove(i, reason) {
                 Some(f) => {
@@ -1313,6 +1327,29 @@ mod tests {
         assert_eq!(out[0].counters.packets, [1, 1]);
         assert_eq!(out[0].end, EndReason::CaptureEnd);
         assert_eq!(out[0].state, 2);
+    }
+
+    /// A capture whose time goes backwards leaves the activity lists out of
+    /// time order; a flow idle past its timeout at the end still ends as
+    /// idle, wherever it stands (before, the walk from the head stopped at
+    /// a recent flow and the idle one behind it ended as `capture_end`).
+    #[test]
+    fn the_end_reason_does_not_depend_on_list_order() {
+        let mut t = FlowTable::new(FlowTableConfig::default());
+        let mut out = Vec::new();
+        let late = pkt(1000.0, (1, 1), (2, 2), Transport::Udp);
+        let early = pkt(0.0, (3, 3), (4, 4), Transport::Udp);
+        t.update(&late, || 0, &mut |f| out.push(f));
+        t.update(&early, || 0, &mut |f| out.push(f));
+        t.expire(t.now(), &mut |f| out.push(f));
+        t.drain(&mut |f| out.push(f));
+        let end_of = |port: u16| {
+            out.iter()
+                .find(|f| f.key.src_port == port)
+                .map(|f| f.end)
+        };
+        assert_eq!(end_of(3), Some(EndReason::Idle));
+        assert_eq!(end_of(1), Some(EndReason::CaptureEnd));
     }
 
     #[test]
