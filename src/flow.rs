@@ -1343,11 +1343,7 @@ mod tests {
         t.update(&early, || 0, &mut |f| out.push(f));
         t.expire(t.now(), &mut |f| out.push(f));
         t.drain(&mut |f| out.push(f));
-        let end_of = |port: u16| {
-            out.iter()
-                .find(|f| f.key.src_port == port)
-                .map(|f| f.end)
-        };
+        let end_of = |port: u16| out.iter().find(|f| f.key.src_port == port).map(|f| f.end);
         assert_eq!(end_of(3), Some(EndReason::Idle));
         assert_eq!(end_of(1), Some(EndReason::CaptureEnd));
     }

@@ -46,6 +46,12 @@ pub struct DirectionJson {
     pub csc_class: &'static str,
     /// The 16 chi2 values of the latest window (group 2k = low nibble of byte k).
     pub chi2: [f32; 16],
+    /// The same in integer hundredths (`chi2[g]` is `k / 100` in f32), or
+    /// [`NOT_HUNDREDTHS`] for a value that is not such a plain hundredth
+    /// (negative zero, beyond 65,536, not finite): what the writers print
+    /// from without dividing again.
+    #[serde(skip)]
+    pub chi2_hundredths: [u32; 16],
     /// Messages sampled in that window.
     pub window_sampled: u32,
     /// Messages sampled, all windows.
@@ -77,22 +83,32 @@ pub struct DirectionJson {
     pub nbc_log_odds_sum: f64,
 }
 
+/// In [`DirectionJson::chi2_hundredths`]: not a plain hundredth.
+pub const NOT_HUNDREDTHS: u32 = u32::MAX;
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
 impl From<&DirectionRecord> for DirectionJson {
     fn from(d: &DirectionRecord) -> Self {
-        let round = |x: f32| (x * 100.0).round() / 100.0;
+        // Rounded to hundredths: the integer, and the value from it (the
+        // divisions independent of each other, unlike a writer's check).
         let mut chi2 = d.evidence.chi2;
-        for c in chi2.iter_mut() {
-            *c = round(*c);
+        let mut chi2_hundredths = [NOT_HUNDREDTHS; 16];
+        for (c, k) in chi2.iter_mut().zip(chi2_hundredths.iter_mut()) {
+            let r = (*c * 100.0).round();
+            if r.is_sign_positive() && r < 6_553_600.0 {
+                *k = r as u32;
+            }
+            *c = r / 100.0;
         }
         DirectionJson {
             packets: d.packets,
             payload_bytes: d.payload_bytes,
             csc_class: d.evidence.csc.as_str(),
             chi2,
+            chi2_hundredths,
             window_sampled: d.evidence.window_sampled,
             sampled: d.evidence.sampled,
             csc_first_at_packet: d.csc_first_at_packet,
@@ -541,12 +557,16 @@ mod number {
     /// integer without the general float formatter (the test
     /// `hundredths_are_serde_jsons` checks every such value); any other
     /// value goes through [`f32`].
+    #[cfg(test)]
     pub fn f32_hundredths(out: &mut Vec<u8>, v: f32) -> io::Result<()> {
-        if (0.0..65_536.0).contains(&v) && !(v == 0.0 && v.is_sign_negative()) {
-            // v >= 0: adding a half and truncating rounds half away
-            // from zero, as `round` does.
-            let k = (f64::from(v) * 100.0 + 0.5) as u32;
-            if k as f32 / 100.0 == v {
+        f32_hundredths_known(out, v, super::hundredths_of(v))
+    }
+
+    /// [`f32_hundredths`] of `v` whose hundredths `k` are known
+    /// (`v == k as f32 / 100.0`, below 6,553,600), or None.
+    pub fn f32_hundredths_known(out: &mut Vec<u8>, v: f32, k: Option<u32>) -> io::Result<()> {
+        {
+            if let Some(k) = k {
                 // At most "65535.99": its length first, then the digits in
                 // one 8-byte word, appended whole (a fixed-size copy, no
                 // call) and cut back to the length.
@@ -668,11 +688,11 @@ fn direction_json(out: &mut Vec<u8>, d: &DirectionJson) -> io::Result<()> {
     plain(out, d.csc_class);
     key!(out, false, "chi2");
     out.push(b'[');
-    for (i, c) in d.chi2.iter().enumerate() {
+    for (i, (c, k)) in d.chi2.iter().zip(&d.chi2_hundredths).enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        number::f32_hundredths(out, *c)?;
+        number::f32_hundredths_known(out, *c, known(*k))?;
     }
     out.push(b']');
     key!(out, false, "window_sampled");
@@ -815,7 +835,43 @@ fn fixed6(out: &mut Vec<u8>, x: f64) -> io::Result<()> {
 
 /// A float as Rust's `Display` writes it (shortest round-trip digits, no
 /// exponent): the CSV's form.
+/// `x` as `Display` writes it. A value with at most six decimals below a
+/// billion (what the records' rounding to thousandths, ten-thousandths and
+/// microseconds makes) is written from its integer millionths: its shortest
+/// round-trip digits are those decimals, no other decimal of as few digits
+/// lying within half a unit in the last place of it (the test
+/// `rounded_values_are_displays` checks); anything else goes through the
+/// formatter.
 fn display_f64(out: &mut Vec<u8>, x: f64) -> io::Result<()> {
+    if x.is_finite() && x.abs() < 1e9 && !(x == 0.0 && x.is_sign_negative()) {
+        let m = (x * 1e6).round();
+        if m / 1e6 == x {
+            let m = m as i64;
+            if m < 0 {
+                out.push(b'-');
+            }
+            let m = m.unsigned_abs();
+            number::u64(out, m / 1_000_000)?;
+            let mut frac = m % 1_000_000;
+            if frac != 0 {
+                let mut digits = 6;
+                while frac % 10 == 0 {
+                    frac /= 10;
+                    digits -= 1;
+                }
+                let at = |i: usize, b: u8| u64::from(b) << (8 * i);
+                let mut word = at(0, b'.');
+                for i in (1..=digits).rev() {
+                    word |= at(i, b'0' + (frac % 10) as u8);
+                    frac /= 10;
+                }
+                let end = out.len() + digits + 1;
+                out.extend_from_slice(&word.to_le_bytes());
+                out.truncate(end);
+            }
+            return Ok(());
+        }
+    }
     write!(out, "{x}")
 }
 
@@ -853,10 +909,35 @@ fn one_decimal(out: &mut Vec<u8>, t: u32) {
     out.truncate(end);
 }
 
+/// The hundredths `k` of `v` when `v` is `k as f32 / 100.0` (non-negative,
+/// below 65,536, not negative zero).
+#[cfg(test)]
+fn hundredths_of(v: f32) -> Option<u32> {
+    if (0.0..65_536.0).contains(&v) && !(v == 0.0 && v.is_sign_negative()) {
+        // v >= 0: adding a half and truncating rounds half away from
+        // zero, as `round` does.
+        let k = (f64::from(v) * 100.0 + 0.5) as u32;
+        if k as f32 / 100.0 == v {
+            return Some(k);
+        }
+    }
+    None
+}
+
+/// The known hundredths of a chi-square value, if plain.
+fn known(k: u32) -> Option<u32> {
+    (k != NOT_HUNDREDTHS).then_some(k)
+}
+
+#[cfg(test)]
 fn tenths(out: &mut Vec<u8>, x: f32) -> io::Result<()> {
-    if (0.0..65_536.0).contains(&x) && !(x == 0.0 && x.is_sign_negative()) {
-        let k = (f64::from(x) * 100.0 + 0.5) as u32;
-        if k as f32 / 100.0 == x {
+    tenths_known(out, x, hundredths_of(x))
+}
+
+/// [`tenths`] of `x` whose hundredths are known, or None.
+fn tenths_known(out: &mut Vec<u8>, x: f32, k: Option<u32>) -> io::Result<()> {
+    {
+        if let Some(k) = k {
             // x * 100 is exact in f64 (24 + 7 bits).
             let exact = f64::from(x) * 100.0;
             let (q, r) = (k / 10, k % 10);
@@ -877,12 +958,12 @@ fn tenths(out: &mut Vec<u8>, x: f32) -> io::Result<()> {
     write!(out, "{x:.1}")
 }
 
-fn csv_chi2(out: &mut Vec<u8>, c: &[f32; 16]) -> io::Result<()> {
-    for (i, x) in c.iter().enumerate() {
+fn csv_chi2(out: &mut Vec<u8>, c: &[f32; 16], k: &[u32; 16]) -> io::Result<()> {
+    for (i, (x, k)) in c.iter().zip(k).enumerate() {
         if i > 0 {
             out.push(b' ');
         }
-        tenths(out, *x)?;
+        tenths_known(out, *x, known(*k))?;
     }
     Ok(())
 }
@@ -943,7 +1024,7 @@ fn csv_line(out: &mut Vec<u8>, capture: &[u8], j: &RecordJson<'_>) -> io::Result
         sep(out);
         display_f64(out, d.nbc_mean_log_odds)?;
         sep(out);
-        csv_chi2(out, &d.chi2)?;
+        csv_chi2(out, &d.chi2, &d.chi2_hundredths)?;
     }
     sep(out);
     csv_opt(out, j.contradiction);
@@ -1135,6 +1216,81 @@ mod tests {
             tenths(&mut out, x).unwrap();
             assert_eq!(out, format!("{x:.1}").as_bytes(), "{x}");
         }
+    }
+
+    #[test]
+    fn rounded_values_are_displays() {
+        let mut out = Vec::with_capacity(64);
+        let mut check = |x: f64| {
+            out.clear();
+            display_f64(&mut out, x).unwrap();
+            assert_eq!(out, format!("{x}").as_bytes(), "{x:?}");
+        };
+        let mut r = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..2_000_000u64 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            // Magnitudes from 1e-7 to 1e10, either sign.
+            let mag = 10f64.powi((r % 18) as i32 - 8);
+            let y = ((r >> 11) as f64 / (1u64 << 53) as f64)
+                * mag
+                * if i % 2 == 0 { 1.0 } else { -1.0 };
+            check(y);
+            check(round3(y));
+            check(rounded_confidence(y));
+            check(rounded_seconds(y as f32));
+        }
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            1e-6,
+            999_999_999.999_999,
+            1e9,
+            1e21,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+        ] {
+            check(x);
+        }
+        for k in 0..1_000_000i64 {
+            check(k as f64 / 1e6);
+            check(k as f64 / 1e3);
+            check(-(k as f64) / 1e4);
+        }
+    }
+
+    /// The hundredths a record carries are those of its rounded values,
+    /// exactly where the value is a plain hundredth.
+    #[test]
+    fn chi2_hundredths_are_those_of_the_values() {
+        let mut r = 0x2545_F491_4F6C_DD1Du64;
+        let mut d = DirectionRecord::default();
+        for _ in 0..200_000 {
+            for c in d.evidence.chi2.iter_mut() {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                let u = (r >> 40) as f32 / (1u64 << 24) as f32;
+                *c = match r % 7 {
+                    0 => -u,
+                    1 => u * 1e6,
+                    2 => -0.001 * u,
+                    _ => u * 700.0,
+                };
+            }
+            let j = DirectionJson::from(&d);
+            for (v, k) in j.chi2.iter().zip(&j.chi2_hundredths) {
+                assert_eq!(known(*k), hundredths_of(*v), "{v}");
+            }
+        }
+        d.evidence.chi2 = [f32::NAN; 16];
+        let j = DirectionJson::from(&d);
+        assert!(j.chi2_hundredths.iter().all(|k| *k == NOT_HUNDREDTHS));
     }
 
     #[test]
