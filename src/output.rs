@@ -855,7 +855,7 @@ fn display_f64(out: &mut Vec<u8>, x: f64) -> io::Result<()> {
             let mut frac = m % 1_000_000;
             if frac != 0 {
                 let mut digits = 6;
-                while frac % 10 == 0 {
+                while frac.is_multiple_of(10) {
                     frac /= 10;
                     digits -= 1;
                 }
