@@ -1,9 +1,14 @@
 //! Offline analysis: a capture file in, its flow records out.
 //!
-//! Runs the streaming [`Classifier`] over a whole file, collects the record
-//! of every flow (ended, evicted or open at the end), and, once the capture
-//! is read, revises the flows of endpoints recognised after those flows
-//! ended, so that the offline answer is the one the whole capture supports.
+//! Runs the streaming [`Classifier`] over a whole file and hands out the
+//! record of every flow (ended, evicted or open at the end). Records go
+//! through a [`RevisionWindow`], so that an endpoint recognised after a
+//! flow ended still revises it and the offline answer is the one the whole
+//! capture supports, while memory stays bounded by the flow table and the
+//! window, not by the capture ([`analyze_capture_streaming`]);
+//! [`analyze_capture`] keeps every record in memory. With several threads
+//! ([`analyze_capture_parallel`]) the endpoint evidence of the shards is
+//! replayed in capture order at the end, which keeps every record.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};

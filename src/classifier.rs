@@ -442,10 +442,12 @@ pub struct FlowMemory {
     /// the flow's record ([`Classifier::keep_evidence_for_records`], as
     /// `classify` does for the chi2 values it prints).
     pub decided_evidence: usize,
-    /// An endpoint tracked by endpoint correlation (key, state and a
-    /// hash-map control byte); the table holds at most
-    /// `endpoint.max_endpoints` of them, so a flood of new sources costs at
-    /// most that many times this, beside the flow table's cap.
+    /// An endpoint tracked by endpoint correlation past its first message
+    /// (key, entry, state and a hash-map control byte; one seen once costs
+    /// [`crate::endpoint::EndpointTable::bytes_per_newcomer`]); the table
+    /// holds at most `endpoint.max_endpoints` of them, so a flood of new
+    /// sources costs at most that many times this, beside the flow table's
+    /// cap.
     pub endpoint: usize,
 }
 
