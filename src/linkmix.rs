@@ -322,31 +322,7 @@ pub fn write_pcap(
     path: &std::path::Path,
     mix: &mut LinkMix,
 ) -> Result<u64, crate::synth::SynthError> {
-    use crate::synth::SynthError;
-    let pe = |e: pcap::Error| SynthError::Pcap(path.display().to_string(), e.to_string());
-    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(pe)?;
-    let mut save = dead.savefile(path).map_err(pe)?;
-    let mut frame = Vec::with_capacity(2048);
-    let mut msg = empty_message();
-    let mut n = 0u64;
-    while mix.next_into(&mut msg) {
-        if !crate::synth::frame_of(&msg, &mut frame) {
-            continue;
-        }
-        #[allow(clippy::useless_conversion)]
-        let header = pcap::PacketHeader {
-            ts: libc::timeval {
-                tv_sec: (msg.ts / 1_000_000) as libc::time_t,
-                tv_usec: (msg.ts % 1_000_000) as libc::suseconds_t,
-            },
-            caplen: frame.len() as u32,
-            len: frame.len() as u32,
-        };
-        save.write(&pcap::Packet::new(&header, &frame));
-        n += 1;
-    }
-    save.flush().map_err(pe)?;
-    Ok(n)
+    crate::synth::write_messages(path, None, None, |m| mix.next_into(m))
 }
 
 #[cfg(test)]

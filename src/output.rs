@@ -567,35 +567,13 @@ mod number {
     pub fn f32_hundredths_known(out: &mut Vec<u8>, v: f32, k: Option<u32>) -> io::Result<()> {
         {
             if let Some(k) = k {
-                // At most "65535.99": its length first, then the digits in
-                // one 8-byte word, appended whole (a fixed-size copy, no
-                // call) and cut back to the length.
+                // At most "65535.99"; one decimal when the second is 0.
                 let frac = k % 100;
-                let int = k / 100;
-                let int_digits = match int {
-                    0..=9 => 1,
-                    10..=99 => 2,
-                    100..=999 => 3,
-                    1000..=9999 => 4,
-                    _ => 5,
-                };
-                let len = int_digits + if frac.is_multiple_of(10) { 2 } else { 3 };
-                // The bytes in a register, little end first (bytes written
-                // one by one on the stack and read back as a word would
-                // stall the load behind the stores).
-                let at = |i: usize, b: u8| u64::from(b) << (8 * i);
-                let mut word = at(int_digits, b'.') | at(int_digits + 1, b'0' + (frac / 10) as u8);
-                if !frac.is_multiple_of(10) {
-                    word |= at(int_digits + 2, b'0' + (frac % 10) as u8);
+                if frac.is_multiple_of(10) {
+                    super::decimal_word(out, k / 100, frac / 10, 1);
+                } else {
+                    super::decimal_word(out, k / 100, frac, 2);
                 }
-                let mut int = int;
-                for i in (0..int_digits).rev() {
-                    word |= at(i, b'0' + (int % 10) as u8);
-                    int /= 10;
-                }
-                let end = out.len() + len;
-                out.extend_from_slice(&word.to_le_bytes());
-                out.truncate(end);
                 return Ok(());
             }
         }
@@ -885,11 +863,13 @@ fn csv_opt(out: &mut Vec<u8>, s: Option<&str>) {
 /// chi-square values), from the integer: the exact binary value is
 /// rounded to tenths, a tie to the even tenth (the test
 /// `tenths_are_formats` checks every such value); others through `format!`.
-/// `t` tenths (below 1,000,000) as `int.d`: the digits in one 8-byte
-/// word, appended whole and cut back to their length (no call, no stall
-/// of a word read over bytes just stored).
-fn one_decimal(out: &mut Vec<u8>, t: u32) {
-    let int = t / 10;
+/// `int.frac` with `frac` written in `frac_digits` digits (`int` below
+/// 100,000, `int` and the point and the digits at most 8 bytes): the
+/// length first, then the bytes in one register, little end first,
+/// appended as one 8-byte word and cut back to the length (a copy of
+/// unknown length would be a call, and bytes stored one by one and read
+/// back as a word would stall the read behind the stores).
+fn decimal_word(out: &mut Vec<u8>, int: u32, frac: u32, frac_digits: usize) {
     let int_digits = match int {
         0..=9 => 1,
         10..=99 => 2,
@@ -898,13 +878,18 @@ fn one_decimal(out: &mut Vec<u8>, t: u32) {
         _ => 5,
     };
     let at = |i: usize, b: u8| u64::from(b) << (8 * i);
-    let mut word = at(int_digits, b'.') | at(int_digits + 1, b'0' + (t % 10) as u8);
+    let mut word = at(int_digits, b'.');
+    let mut frac = frac;
+    for i in (int_digits + 1..=int_digits + frac_digits).rev() {
+        word |= at(i, b'0' + (frac % 10) as u8);
+        frac /= 10;
+    }
     let mut int = int;
     for i in (0..int_digits).rev() {
         word |= at(i, b'0' + (int % 10) as u8);
         int /= 10;
     }
-    let end = out.len() + int_digits + 2;
+    let end = out.len() + int_digits + 1 + frac_digits;
     out.extend_from_slice(&word.to_le_bytes());
     out.truncate(end);
 }
@@ -951,7 +936,7 @@ fn tenths_known(out: &mut Vec<u8>, x: f32, k: Option<u32>) -> io::Result<()> {
             } else {
                 q + (q & 1)
             };
-            one_decimal(out, t);
+            decimal_word(out, t / 10, t % 10, 1);
             return Ok(());
         }
     }

@@ -1670,6 +1670,19 @@ pub fn write_pcap(
     gen: &mut Generator,
     max_messages: Option<u64>,
 ) -> Result<u64, SynthError> {
+    let tunnel = gen.tunnel();
+    write_messages(path, tunnel, max_messages, |m| gen.next_into(m))
+}
+
+/// Streams messages to a pcap file (Ethernet frames, wrapped in `tunnel`
+/// if given) until `next` has no more or `max_messages` are written;
+/// returns the messages written.
+pub fn write_messages(
+    path: &Path,
+    tunnel: Option<TunnelKind>,
+    max_messages: Option<u64>,
+    mut next: impl FnMut(&mut Message) -> bool,
+) -> Result<u64, SynthError> {
     let pe = |e: pcap::Error| SynthError::Pcap(path.display().to_string(), e.to_string());
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(pe)?;
     let mut save = dead.savefile(path).map_err(pe)?;
@@ -1683,8 +1696,7 @@ pub fn write_pcap(
         vlan: None,
     };
     let mut n = 0u64;
-    let tunnel = gen.tunnel();
-    while max_messages.is_none_or(|m| n < m) && gen.next_into(&mut msg) {
+    while max_messages.is_none_or(|m| n < m) && next(&mut msg) {
         if !frame_in(&msg, tunnel, &mut frame) {
             continue;
         }
