@@ -290,22 +290,10 @@ impl LinkMix {
     }
 }
 
-/// A message buffer to generate into.
-pub fn empty_message() -> Message {
-    Message {
-        ts: 0,
-        src: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        dst: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        transport: Transport::Udp,
-        payload: Vec::with_capacity(2048),
-        vlan: None,
-    }
-}
-
 /// The mix as Ethernet frames with their timestamps (for benchmarks that
 /// feed the classifier without a file), at most `limit` of them.
 pub fn frames(mix: &mut LinkMix, limit: usize) -> Vec<(i64, Vec<u8>)> {
-    let mut msg = empty_message();
+    let mut msg = Message::empty();
     let mut out = Vec::new();
     while out.len() < limit && mix.next_into(&mut msg) {
         let mut f = Vec::with_capacity(msg.payload.len() + 62);
@@ -331,7 +319,7 @@ mod tests {
 
     fn sizes(cfg: &LinkMixConfig) -> (u64, u64) {
         let mut mix = LinkMix::new(cfg);
-        let mut msg = empty_message();
+        let mut msg = Message::empty();
         let mut last = i64::MIN;
         while mix.next_into(&mut msg) {
             assert!(msg.ts >= last, "messages come in time order");

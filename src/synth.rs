@@ -375,6 +375,20 @@ pub struct Message {
     pub vlan: Option<u16>,
 }
 
+impl Message {
+    /// A message to generate into (its payload buffer allocated once).
+    pub fn empty() -> Message {
+        Message {
+            ts: 0,
+            src: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            dst: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            transport: Transport::Udp,
+            payload: Vec::with_capacity(2048),
+            vlan: None,
+        }
+    }
+}
+
 /// A labelled synthetic flow.
 #[derive(Debug, Clone)]
 pub struct SynthFlow {
@@ -1644,14 +1658,7 @@ pub fn wrap_in_tunnel(kind: TunnelKind, m: &Message, inner: &[u8], out: &mut Vec
 /// benchmarks and tests that feed the classifier without a file), wrapped
 /// in the generator's tunnel if it has one.
 pub fn frames(gen: &mut Generator, limit: usize) -> Vec<(i64, Vec<u8>)> {
-    let mut msg = Message {
-        ts: 0,
-        src: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        dst: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        transport: Transport::Udp,
-        payload: Vec::with_capacity(2048),
-        vlan: None,
-    };
+    let mut msg = Message::empty();
     let tunnel = gen.tunnel();
     let mut out = Vec::new();
     while out.len() < limit && gen.next_into(&mut msg) {
@@ -1687,14 +1694,7 @@ pub fn write_messages(
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).map_err(pe)?;
     let mut save = dead.savefile(path).map_err(pe)?;
     let mut frame = Vec::with_capacity(2048);
-    let mut msg = Message {
-        ts: 0,
-        src: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        dst: (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        transport: Transport::Udp,
-        payload: Vec::with_capacity(2048),
-        vlan: None,
-    };
+    let mut msg = Message::empty();
     let mut n = 0u64;
     while max_messages.is_none_or(|m| n < m) && next(&mut msg) {
         if !frame_in(&msg, tunnel, &mut frame) {
