@@ -14,6 +14,8 @@
 //! not been and have had the samples to be ([`ChiSquareSignature::state`]).
 //! The numbers are in [`CscConfig`].
 
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 use statrs::function::gamma::ln_gamma;
@@ -123,7 +125,25 @@ pub struct GroupTests {
     /// ln(2 (1 - slip)) and ln(2 slip): a sample with and against the fixed bit.
     with_bit: f64,
     against_bit: f64,
+    /// For a window of n samples: the largest sum of squared counts of a
+    /// group whose e-value cannot reach even the first window's boundary
+    /// (see [`GroupTests::quiet_squares`]).
+    quiet_squares: [u32; 256],
+    /// The fewest samples at which the fixed-bit ratio can reach the first
+    /// window's boundary.
+    fixed_bit_min_samples: u32,
+    /// The boundaries of the first [`BOUNDARIES_KEPT`] windows.
+    boundaries: [f64; BOUNDARIES_KEPT],
 }
+
+/// Windows whose boundary [`GroupTests`] keeps computed (a direction past
+/// them computes its own).
+const BOUNDARIES_KEPT: usize = 16;
+
+/// The absolute margin, in nats, by which a group's bound must stay below
+/// the boundary for its exact e-value to be skipped: far above the rounding
+/// error of a sum of 17 table terms (about 1e-12 at these magnitudes).
+const QUIET_MARGIN: f64 = 1e-6;
 
 impl GroupTests {
     /// The tests of a configuration.
@@ -140,13 +160,44 @@ impl GroupTests {
             *b = c * k.ln() + lg_ka - ln_gamma(c + k * a);
         }
         let slip = config.fixed_bit_slip;
-        GroupTests {
+        let mut tests = GroupTests {
             ln_gamma_count,
             base,
             ln_inv_alpha: -config.group_alpha.ln(),
             with_bit: (2.0 * (1.0 - slip)).ln(),
             against_bit: (2.0 * slip).ln(),
+            quiet_squares: [0; 256],
+            fixed_bit_min_samples: 0,
+            boundaries: [0.0; BOUNDARIES_KEPT],
+        };
+        for (w, b) in tests.boundaries.iter_mut().enumerate() {
+            *b = boundary_of(tests.ln_inv_alpha, w as u32 + 1);
         }
+        let first = tests.boundaries[0];
+        tests.quiet_squares = quiet_squares_table(&tests, config, first);
+        // The ratio is at most its largest term, at most n times the larger
+        // of ln(2 (1 - slip)) and ln(2 slip).
+        let per_sample = tests.with_bit.max(tests.against_bit);
+        tests.fixed_bit_min_samples = if per_sample > 0.0 && first.is_finite() {
+            ((first - QUIET_MARGIN) / per_sample)
+                .floor()
+                .clamp(0.0, 255.0) as u32
+        } else {
+            0
+        };
+        tests
+    }
+
+    /// For a window of `n` samples, the largest sum of squared counts of a
+    /// group (sum over its 16 values of count^2, n^2 / 16 for a perfectly
+    /// even group, n^2 for a constant one) at which the group's log e-value
+    /// is surely below the first window's boundary, and so below every
+    /// window's: a look computes the e-value only of groups above it. A
+    /// random group's sum of squares is about n^2 / 16 + n, well below:
+    /// at the defaults no random group of 10^4 simulated ones at any n was
+    /// above it, so a look at random data computes no e-value.
+    pub fn quiet_squares(&self, n: u32) -> u32 {
+        self.quiet_squares[(n as usize).min(255)]
     }
 
     /// The log e-value of group `g` of a window: the log Bayes factor of the
@@ -192,13 +243,154 @@ impl GroupTests {
         max + (terms.iter().map(|t| (t - max).exp()).sum::<f64>() / 8.0).ln()
     }
 
+    /// Whether the fixed-bit ratio of group `g` reaches `boundary`: the
+    /// ratio is a log-mean of 8 terms, at most the largest, so the
+    /// exponentials are computed only when the largest term reaches it.
+    pub fn fixed_bit_crosses(&self, counts: &NibbleCounts, g: usize, boundary: f64) -> bool {
+        let n = counts.samples();
+        if n < self.fixed_bit_min_samples {
+            return false;
+        }
+        let c = counts.group(g);
+        let n = f64::from(n);
+        let mut largest = f64::NEG_INFINITY;
+        for bit in 0..4 {
+            let set: u32 = (0..NIBBLE_VALUES)
+                .filter(|v| v & (1 << bit) != 0)
+                .map(|v| c[v])
+                .sum();
+            let set = f64::from(set);
+            for with in [set, n - set] {
+                largest = largest.max(with * self.with_bit + (n - with) * self.against_bit);
+            }
+        }
+        largest >= boundary && self.fixed_bit_log_lr(counts, g) >= boundary
+    }
+
     /// The boundary of the `window`-th window (1-based): ln(1 / alpha) plus
     /// ln(pi^2 w^2 / 6), so that the windows' alphas sum to alpha.
     #[inline]
     pub fn boundary(&self, window: u32) -> f64 {
-        let w = f64::from(window.max(1));
-        self.ln_inv_alpha + (std::f64::consts::PI * std::f64::consts::PI * w * w / 6.0).ln()
+        match self.boundaries.get(window.max(1) as usize - 1) {
+            Some(&b) => b,
+            None => boundary_of(self.ln_inv_alpha, window),
+        }
     }
+}
+
+/// Quiet-squares tables computed in this process, by the bits of the
+/// configuration's prior, alpha and slip (a few at most: one per model in
+/// use), newest last.
+#[allow(clippy::type_complexity)]
+static QUIET_TABLES: Mutex<Vec<([u64; 2], Box<[u32; 256]>)>> = Mutex::new(Vec::new());
+
+/// Most tables [`QUIET_TABLES`] keeps.
+const QUIET_TABLES_KEPT: usize = 8;
+
+/// [`GroupTests::quiet_squares`] for every window size, computed once per
+/// configuration in a process.
+fn quiet_squares_table(tests: &GroupTests, config: &CscConfig, boundary: f64) -> [u32; 256] {
+    let key = [
+        config.dirichlet_prior.to_bits(),
+        config.group_alpha.to_bits(),
+    ];
+    if let Ok(tables) = QUIET_TABLES.lock() {
+        if let Some((_, t)) = tables.iter().find(|(k, _)| *k == key) {
+            return **t;
+        }
+    }
+    let mut table = [0u32; 256];
+    let mut beta = None;
+    for (n, q) in table.iter_mut().enumerate() {
+        let (quiet, best) = quiet_squares_of(tests, n, boundary, beta);
+        *q = quiet;
+        beta = best.or(beta);
+    }
+    if let Ok(mut tables) = QUIET_TABLES.lock() {
+        if tables.len() >= QUIET_TABLES_KEPT {
+            tables.remove(0);
+        }
+        tables.push((key, Box::new(table)));
+    }
+    table
+}
+
+/// The largest sum of squared counts S of a group of `n` samples whose log
+/// e-value is surely below `boundary`, from a quadratic majorant of the
+/// count terms: for any beta > 0, with
+/// alpha = max over c in 1..=n of (L(c) - beta c^2) / c (L the table of
+/// ln Gamma(c + a) - ln Gamma(a), L(0) = 0), every count c in 0..=n has
+/// L(c) <= alpha c + beta c^2, so the log e-value
+/// base(n) + sum L(c_v) <= base(n) + alpha n + beta S. Any beta gives a
+/// sound bound; the one that admits the largest S is searched for by golden
+/// section (S(beta) is quasi-concave: a concave function of beta over
+/// beta), near the previous n's best (`near`) when there is one. Returns
+/// the bound (0 where none helps, so that every group is computed;
+/// `u32::MAX` where no window of n samples can reach the boundary at all)
+/// and the beta used.
+fn quiet_squares_of(
+    tests: &GroupTests,
+    n: usize,
+    boundary: f64,
+    near: Option<f64>,
+) -> (u32, Option<f64>) {
+    let (Some(&base), Some(terms)) = (tests.base.get(n), tests.ln_gamma_count.get(1..=n)) else {
+        return (0, None);
+    };
+    if n == 0 || !boundary.is_finite() {
+        return (0, None);
+    }
+    let limit = boundary - QUIET_MARGIN;
+    // The most concentrated window (one value n times) has the largest
+    // e-value of all (a convex sum is largest at a vertex of the simplex).
+    if terms.last().is_some_and(|&l| base + l < limit) {
+        return (u32::MAX, None);
+    }
+    let n_f = n as f64;
+    let squares_bound = |beta: f64| -> f64 {
+        let alpha = terms
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| {
+                let c = (i + 1) as f64;
+                (l - beta * c * c) / c
+            })
+            .fold(f64::NEG_INFINITY, f64::max);
+        // Rounding of alpha: a hair up keeps the majorant above.
+        let alpha = alpha + 1e-12 * alpha.abs().max(1.0);
+        (limit - base - alpha * n_f) / beta
+    };
+    let ((mut lo, mut hi), steps) = match near {
+        Some(b) if b.is_finite() && b > 0.0 => ((b / 4.0, b * 4.0), 20),
+        _ => ((1e-4f64, 4.0f64), 48),
+    };
+    let phi = (5f64.sqrt() - 1.0) / 2.0;
+    for _ in 0..steps {
+        let m1 = hi - phi * (hi - lo);
+        let m2 = lo + phi * (hi - lo);
+        if squares_bound(m1) < squares_bound(m2) {
+            lo = m1;
+        } else {
+            hi = m2;
+        }
+    }
+    let beta = (lo + hi) / 2.0;
+    let s = squares_bound(beta);
+    if s.is_finite() && s >= 1.0 {
+        // S is an integer: below s means at most ceil(s) - 1.
+        (
+            (s.ceil() - 1.0).min(f64::from(u32::MAX - 1)) as u32,
+            Some(beta),
+        )
+    } else {
+        (0, None)
+    }
+}
+
+/// ln(1 / alpha) plus ln(pi^2 w^2 / 6) for the `window`-th window.
+fn boundary_of(ln_inv_alpha: f64, window: u32) -> f64 {
+    let w = f64::from(window.max(1));
+    ln_inv_alpha + (std::f64::consts::PI * std::f64::consts::PI * w * w / 6.0).ln()
 }
 
 /// The window (1-based) that a direction's current counts belong to.
@@ -224,15 +416,26 @@ pub const FIXED_BIT_GROUP: usize = 5;
 impl CscState {
     /// One look at a window's counts: calls structured the groups whose
     /// e-value crosses the window's boundary, and group 5's fixed bit.
+    /// The e-value is computed only for the groups whose sum of squared
+    /// counts is above [`GroupTests::quiet_squares`] (the others are surely
+    /// below the boundary), so the decisions are those of computing every
+    /// group's.
     #[inline]
     pub fn look(&mut self, counts: &NibbleCounts, window: u32, tests: &GroupTests) {
+        let quiet = tests.quiet_squares(counts.samples());
         let boundary = tests.boundary(window);
-        for g in 0..CSC_GROUPS {
-            if self.structured & (1 << g) == 0 && tests.log_e_value(counts, g) >= boundary {
-                self.structured |= 1 << g;
+        if quiet != u32::MAX && self.structured != u16::MAX {
+            let squares = counts.all_sum_squares();
+            for (g, &s) in squares.iter().enumerate() {
+                if self.structured & (1 << g) == 0
+                    && s > quiet
+                    && tests.log_e_value(counts, g) >= boundary
+                {
+                    self.structured |= 1 << g;
+                }
             }
         }
-        if !self.fixed_bit && tests.fixed_bit_log_lr(counts, FIXED_BIT_GROUP) >= boundary {
+        if !self.fixed_bit && tests.fixed_bit_crosses(counts, FIXED_BIT_GROUP, boundary) {
             self.fixed_bit = true;
         }
     }
@@ -726,5 +929,167 @@ mod tests {
                 < 1e-9
         );
         assert!(t.boundary(2) > t.boundary(1));
+        for w in 1..40 {
+            assert_eq!(t.boundary(w), boundary_of(t.ln_inv_alpha, w), "window {w}");
+        }
+    }
+
+    /// A look that computes every group's e-value and the fixed-bit ratio
+    /// in full: what [`CscState::look`] must decide the same as.
+    fn look_in_full(s: &mut CscState, counts: &NibbleCounts, window: u32, t: &GroupTests) {
+        let boundary = t.boundary(window);
+        for g in 0..CSC_GROUPS {
+            if t.log_e_value(counts, g) >= boundary {
+                s.structured |= 1 << g;
+            }
+        }
+        if t.fixed_bit_log_lr(counts, FIXED_BIT_GROUP) >= boundary {
+            s.fixed_bit = true;
+        }
+    }
+
+    /// Count vectors of n samples from even to constant: n spread as evenly
+    /// as can be over k values (k = 1..16), then moved one sample at a time
+    /// from the lightest to the heaviest value, and random ones.
+    fn shapes(n: u32, rng: &mut Rng) -> Vec<[u32; NIBBLE_VALUES]> {
+        let mut out = Vec::new();
+        for k in 1..=NIBBLE_VALUES as u32 {
+            let mut c = [0u32; NIBBLE_VALUES];
+            for i in 0..n {
+                c[(i % k) as usize] += 1;
+            }
+            out.push(c);
+            for _ in 0..n {
+                let (lo, _) = c
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &x)| x > 0)
+                    .min_by_key(|(_, &x)| x)
+                    .unwrap_or((0, &0));
+                if lo == 0 {
+                    break;
+                }
+                c[lo] -= 1;
+                c[0] += 1;
+                out.push(c);
+            }
+        }
+        for _ in 0..200 {
+            let mut c = [0u32; NIBBLE_VALUES];
+            // Skewed: values drawn from a random subset, some weighted.
+            let mask = (rng.next() as u16) | 1;
+            for _ in 0..n {
+                let mut v = (rng.next() % 16) as usize;
+                while mask & (1 << v) == 0 {
+                    v = (v + 1) % 16;
+                }
+                c[v] += 1;
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
+    fn quiet_squares_never_hide_a_crossing() {
+        let mut rng = Rng(2024);
+        for config in [
+            CscConfig::default(),
+            CscConfig {
+                dirichlet_prior: 1.0,
+                group_alpha: 1e-2,
+                ..CscConfig::default()
+            },
+            CscConfig {
+                dirichlet_prior: 0.1,
+                group_alpha: 1e-9,
+                ..CscConfig::default()
+            },
+        ] {
+            let t = GroupTests::new(&config);
+            let first = t.boundary(1);
+            let mut computed = 0;
+            for n in 1..=255u32 {
+                let quiet = t.quiet_squares(n);
+                for c in shapes(n, &mut rng) {
+                    assert_eq!(c.iter().sum::<u32>(), n);
+                    let squares: u32 = c.iter().map(|x| x * x).sum();
+                    if squares <= quiet {
+                        let e = t.log_e_value_of(&c);
+                        assert!(
+                            e < first,
+                            "n {n}: S {squares} <= {quiet} but e {e} >= {first}"
+                        );
+                    } else {
+                        computed += 1;
+                    }
+                }
+            }
+            assert!(
+                computed > 0,
+                "the bound must let concentrated groups through"
+            );
+        }
+    }
+
+    #[test]
+    fn quiet_squares_spare_random_groups_from_the_e_value() {
+        // The point of the bound: at the defaults a random group's sum of
+        // squares (about n^2/16 + 15n/16) is below it at every n.
+        let t = GroupTests::new(&CscConfig::default());
+        let mut rng = Rng(5);
+        for n in [10u32, 16, 24, 40, 64, 128, 200, 255] {
+            let mut above = 0;
+            for _ in 0..1000 {
+                let mut c = [0u32; NIBBLE_VALUES];
+                for _ in 0..n {
+                    c[(rng.next() % 16) as usize] += 1;
+                }
+                let squares: u32 = c.iter().map(|x| x * x).sum();
+                above += u32::from(squares > t.quiet_squares(n));
+            }
+            assert!(above <= 10, "n {n}: {above} of 1000 random groups computed");
+        }
+        // Below 10 samples no group can be called structured at all.
+        assert_eq!(t.quiet_squares(9), u32::MAX);
+        assert!(t.quiet_squares(10) < 100);
+    }
+
+    #[test]
+    fn look_decides_as_computing_every_group() {
+        let t = GroupTests::new(&CscConfig::default());
+        let mut rng = Rng(77);
+        let makers: [fn(&mut Rng) -> [u8; 8]; 5] = [
+            |r| r.bytes(),
+            e2e_message,
+            e2o_message,
+            |r| {
+                let mut b = r.bytes();
+                b[0] &= 0xF3; // two fixed bits
+                b[5] |= 0x80;
+                b
+            },
+            |r| {
+                let mut b = r.bytes();
+                b[3] = if r.next() % 64 == 0 { b[3] } else { 0x42 }; // nearly constant
+                b
+            },
+        ];
+        for make in makers {
+            for _ in 0..20 {
+                let (mut fast, mut full) = (CscState::default(), CscState::default());
+                let mut counts = NibbleCounts::default();
+                for total in 1..=600u32 {
+                    if counts.is_full() {
+                        counts.clear();
+                    }
+                    counts.add(&make(&mut rng));
+                    let w = window_index(&counts, total);
+                    fast.look(&counts, w, &t);
+                    look_in_full(&mut full, &counts, w, &t);
+                    assert_eq!(fast, full, "sample {total}");
+                }
+            }
+        }
     }
 }

@@ -88,6 +88,17 @@ impl NibbleCounts {
             .map_or(0, |c| c.iter().map(|&v| u32::from(v) * u32::from(v)).sum())
     }
 
+    /// The sums of squared counts of all 16 groups at once (written so that
+    /// it compiles to two multiply-adds of 16-bit lanes a group).
+    #[inline]
+    pub fn all_sum_squares(&self) -> [u32; CSC_GROUPS] {
+        let mut out = [0u32; CSC_GROUPS];
+        for (o, c) in out.iter_mut().zip(self.counts.iter()) {
+            *o = c.iter().map(|&v| u32::from(v) * u32::from(v)).sum();
+        }
+        out
+    }
+
     /// The 16 counts of group `g`, widened.
     pub fn group(&self, g: usize) -> [u32; NIBBLE_VALUES] {
         let mut out = [0u32; NIBBLE_VALUES];
