@@ -608,21 +608,38 @@ pub const MAX_FLOWS_PER_TABLE: usize = (1 << 24) - 2;
 const INDEX_SLOT_MASK: u32 = (1 << 24) - 1;
 
 /// The flow index's maximum load, as a fraction: 3/4 (project, issue 19).
-/// Linear probing's runs grow as 1/(1-load)^2: at 7/8 a removal's backward
-/// shift rehashed about 30 following entries, each a read of a random slot
-/// (`FlowTable::remove` was a quarter of a flood of new flows); at 3/4 it
-/// is about 8, for 0.8 bytes more per flow (4/3 of a 4-byte entry instead
-/// of 8/7), which keeps a decided flow within issue 6's 128 bytes.
+/// Probe runs grow as 1/(1-load)^2: at 7/8, with plain linear probing, a
+/// removal's backward shift rehashed about 30 following entries, each a
+/// read of a random slot (`FlowTable::remove` was a quarter of a flood of
+/// new flows); at 3/4 runs are about 8 long, and a stored distance of 3
+/// bits saturates for few entries, for 0.8 bytes more per flow (4/3 of a
+/// 4-byte entry instead of 8/7), which keeps a decided flow within issue
+/// 6's 128 bytes.
 const INDEX_MAX_LOAD: (usize, usize) = (3, 4);
 
-/// The index of a flow table: open addressing with linear probing over
-/// 32-bit entries, each a slot number plus one (0 marks a free entry) in
-/// the low 24 bits and 8 bits of the flow's hash as a tag in the high 8, at
-/// most [`INDEX_MAX_LOAD`] full. A lookup reads one run of adjacent entries (one cache
-/// line, mostly) and compares keys only on a tag match (1 in 256 for a
-/// stranger); a removal shifts the entries that follow back, so that no
-/// tombstone is left. The entry's position is known from the hash alone, so
-/// it can be prefetched before the lookup ([`FlowTable::prefetch_index`]).
+/// Bits of an index entry: the slot number plus one (0 marks a free entry)
+/// in the low 24, the entry's distance from its home position in the next
+/// [`INDEX_DIST_BITS`] (saturating: [`INDEX_DIST_SAT`] means at least that
+/// far, and the true distance is found from the slot's hash), and the top
+/// bits of the flow's hash as a tag in the rest.
+const INDEX_DIST_BITS: u32 = 3;
+const INDEX_DIST_SAT: u32 = (1 << INDEX_DIST_BITS) - 1;
+const INDEX_TAG_SHIFT: u32 = 24 + INDEX_DIST_BITS;
+
+/// The index of a flow table: open addressing with Robin Hood linear
+/// probing over 32-bit entries (slot, distance from home, tag: see
+/// [`INDEX_DIST_BITS`]), at most [`INDEX_MAX_LOAD`] full. Entries of a run
+/// are kept in the order of their home positions (an entry farther from
+/// its home displaces a nearer one), so a lookup stops at the first entry
+/// nearer its home than the sought key would be, and compares keys only
+/// where tag and distance both match (about 1 in 100 for a stranger). A
+/// removal shifts the following entries back by one until one is at home
+/// or the run ends, reading only the entries' stored distances (a slot is
+/// read only for a distance that saturated, rare at this load): no
+/// tombstone, and no cache miss on the slots as plain linear probing's
+/// rehash of the run took (a tenth of a flood of new flows, issue 19). The
+/// entry's position is known from the hash alone, so it can be prefetched
+/// before the lookup ([`FlowTable::prefetch_index`]).
 #[derive(Debug)]
 struct FlowIndex {
     entries: Vec<u32>,
@@ -649,17 +666,34 @@ impl FlowIndex {
 
     #[inline]
     fn tag(hash: u64) -> u32 {
-        (hash >> 56) as u32
+        (hash >> (64 - (32 - INDEX_TAG_SHIFT))) as u32
     }
 
+    /// An entry for `slot` with `hash`'s tag at distance `dist` from home.
     #[inline]
-    fn entry(hash: u64, slot: u32) -> u32 {
-        (Self::tag(hash) << 24) | ((slot + 1) & INDEX_SLOT_MASK)
+    fn entry(tag: u32, dist: u32, slot: u32) -> u32 {
+        (tag << INDEX_TAG_SHIFT) | (dist.min(INDEX_DIST_SAT) << 24) | ((slot + 1) & INDEX_SLOT_MASK)
     }
 
     #[inline]
     fn slot_of(e: u32) -> u32 {
         (e & INDEX_SLOT_MASK).wrapping_sub(1)
+    }
+
+    #[inline]
+    fn stored_dist(e: u32) -> u32 {
+        (e >> 24) & INDEX_DIST_SAT
+    }
+
+    /// The entry's true distance from its home, at position `pos`.
+    #[inline]
+    fn dist(&self, e: u32, pos: usize, hash_of: &impl Fn(u32) -> u64) -> u32 {
+        match Self::stored_dist(e) {
+            INDEX_DIST_SAT => {
+                (pos.wrapping_sub(self.home(hash_of(Self::slot_of(e)))) & self.mask()) as u32
+            }
+            d => d,
+        }
     }
 
     /// The slot whose entry has `hash`'s tag and for which `eq` holds.
@@ -668,28 +702,36 @@ impl FlowIndex {
         let tag = Self::tag(hash);
         let mask = self.mask();
         let mut pos = self.home(hash);
+        let mut d = 0u32;
         loop {
             let e = *self.entries.get(pos)?;
             if e == 0 {
                 return None;
             }
-            if e >> 24 == tag && eq(Self::slot_of(e)) {
+            let ed = Self::stored_dist(e);
+            let want = d.min(INDEX_DIST_SAT);
+            // Nearer its home than the key would be: the key is absent.
+            if ed < want {
+                return None;
+            }
+            if ed == want && e >> INDEX_TAG_SHIFT == tag && eq(Self::slot_of(e)) {
                 return Some(Self::slot_of(e));
             }
             pos = (pos + 1) & mask;
+            d += 1;
         }
     }
 
-    /// The first slot whose entry has `hash`'s tag: the likely flow, for
-    /// prefetching (no key is compared).
+    /// The first slot whose entry has `hash`'s tag and distance: the
+    /// likely flow, for prefetching (no key is compared).
     #[inline]
     fn candidate(&self, hash: u64) -> Option<u32> {
         self.find(hash, |_| true)
     }
 
     /// Adds `slot` under `hash` (not already present), growing first when
-    /// the index would be more than [`INDEX_MAX_LOAD`] full; `hash_of` gives the hash of a
-    /// slot already indexed.
+    /// the index would be more than [`INDEX_MAX_LOAD`] full; `hash_of`
+    /// gives the hash of a slot already indexed.
     fn insert(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) {
         let (num, den) = INDEX_MAX_LOAD;
         if (self.len + 1) * den > self.entries.len() * num {
@@ -697,27 +739,40 @@ impl FlowIndex {
             let old = std::mem::replace(&mut self.entries, bigger);
             for e in old.into_iter().filter(|&e| e != 0) {
                 let s = Self::slot_of(e);
-                self.place(Self::entry(hash_of(s), s), hash_of(s));
+                self.place(hash_of(s), s, &hash_of);
             }
         }
-        self.place(Self::entry(hash, slot), hash);
+        self.place(hash, slot, &hash_of);
         self.len += 1;
     }
 
-    fn place(&mut self, e: u32, hash: u64) {
+    /// Robin Hood placement: walks from home, and where the resident entry
+    /// is nearer its home than the one being placed, puts that one there
+    /// and carries the resident on.
+    fn place(&mut self, hash: u64, slot: u32, hash_of: &impl Fn(u32) -> u64) {
         let mask = self.mask();
         let mut pos = self.home(hash);
-        while let Some(slot) = self.entries.get_mut(pos) {
-            if *slot == 0 {
-                *slot = e;
+        let (mut tag, mut slot, mut d) = (Self::tag(hash), slot, 0u32);
+        for _ in 0..self.entries.len() {
+            let Some(&cur) = self.entries.get(pos) else {
+                return;
+            };
+            if cur == 0 {
+                self.entries[pos] = Self::entry(tag, d, slot);
                 return;
             }
+            let cd = self.dist(cur, pos, hash_of);
+            if cd < d {
+                self.entries[pos] = Self::entry(tag, d, slot);
+                (tag, slot, d) = (cur >> INDEX_TAG_SHIFT, Self::slot_of(cur), cd);
+            }
             pos = (pos + 1) & mask;
+            d += 1;
         }
     }
 
     /// Removes `slot`, indexed under `hash`; `hash_of` gives the hash of a
-    /// slot still indexed.
+    /// slot still indexed (read only for distances that saturated).
     fn remove(&mut self, hash: u64, slot: u32, hash_of: impl Fn(u32) -> u64) {
         let mask = self.mask();
         let mut hole = self.home(hash);
@@ -730,21 +785,20 @@ impl FlowIndex {
         }
         self.entries[hole] = 0;
         self.len -= 1;
-        // Shift back the entries of the run after the hole that may move
-        // into it (their home is not between the hole and them).
-        let mut j = hole;
+        // Shift back the rest of the run, up to an entry at its home.
         loop {
-            j = (j + 1) & mask;
+            let j = (hole + 1) & mask;
             let e = self.entries[j];
             if e == 0 {
                 return;
             }
-            let home = self.home(hash_of(Self::slot_of(e)));
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
-                self.entries[hole] = e;
-                self.entries[j] = 0;
-                hole = j;
+            let d = self.dist(e, j, &hash_of);
+            if d == 0 {
+                return;
             }
+            self.entries[hole] = Self::entry(e >> INDEX_TAG_SHIFT, d - 1, Self::slot_of(e));
+            self.entries[j] = 0;
+            hole = j;
         }
     }
 
@@ -1464,6 +1518,7 @@ mod tests {
         let mut hashes: Vec<u64> = Vec::new();
         let mut present = std::collections::HashSet::new();
         let mut index = FlowIndex::new();
+        let mut max_saturated = 0;
         for step in 0..20_000u32 {
             let remove = !present.is_empty() && next() % 3 == 0;
             if remove {
@@ -1479,6 +1534,32 @@ mod tests {
                 index.insert(h, slot, |j| hashes[j as usize]);
             }
             assert_eq!(index.len, present.len());
+            if step % 499 == 0 {
+                // Every entry's stored distance is its true one (or
+                // saturated at or beyond), its tag the hash's, and along a
+                // run the distance grows by at most one from entry to
+                // entry (the Robin Hood order).
+                let mask = index.mask();
+                let mut saturated = 0;
+                let mut prev: Option<u32> = None;
+                for (pos, &e) in index.entries.iter().enumerate() {
+                    if e == 0 {
+                        prev = None;
+                        continue;
+                    }
+                    let h = hashes[FlowIndex::slot_of(e) as usize];
+                    let d = (pos.wrapping_sub(index.home(h)) & mask) as u32;
+                    let stored = FlowIndex::stored_dist(e);
+                    assert_eq!(stored, d.min(INDEX_DIST_SAT), "step {step} pos {pos}");
+                    assert_eq!(e >> INDEX_TAG_SHIFT, FlowIndex::tag(h));
+                    saturated += usize::from(stored == INDEX_DIST_SAT);
+                    if let Some(p) = prev {
+                        assert!(d <= p + 1, "step {step}: pos {pos} at {d} after {p}");
+                    }
+                    prev = Some(d);
+                }
+                max_saturated = max_saturated.max(saturated);
+            }
             if step % 997 == 0 {
                 for (slot, &h) in hashes.iter().enumerate() {
                     let slot = slot as u32;
@@ -1487,6 +1568,8 @@ mod tests {
                 }
             }
         }
+        // The crowded homes exercise distances past the stored bits.
+        assert!(max_saturated > 0);
     }
 
     /// Tuples crafted to collide under a guessed key collide under it
