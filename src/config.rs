@@ -253,7 +253,10 @@ impl Default for NbcConfig {
 pub struct EndpointConfig {
     /// Whether endpoint correlation runs at all.
     pub enabled: bool,
-    /// Most endpoints tracked at once; the longest idle is evicted.
+    /// Most endpoints tracked at once. When full, the endpoint seen in
+    /// one message longest ago makes room for a new one; when every
+    /// endpoint has had two, the idle ones go, then the quarter idle
+    /// longest.
     pub max_endpoints: usize,
     /// Most endpoints remembered as recognised Skype clients, and as their
     /// Skype peers (each set); beyond it the oldest is forgotten first, and

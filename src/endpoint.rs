@@ -292,6 +292,12 @@ pub struct EndpointTable {
     tests: GroupTests,
     known: FuncSet,
     map: HashMap<EndpointKey, Entry, RandomState>,
+    /// Newcomers in the order they came (key and first message time, to
+    /// tell a newcomer still waiting from one that has since grown or gone):
+    /// when the table is full, the oldest newcomer makes room, at the cost
+    /// of one lookup (issue 19: a flood of one-message sources had every
+    /// quarter of the table sorted by age). At most `max_endpoints`.
+    arrivals: VecDeque<(EndpointKey, Timestamp)>,
     /// The states of the endpoints past their first message (a slab: no
     /// allocation per endpoint once it has grown), and its free places.
     states: Vec<EndpointState>,
@@ -320,6 +326,7 @@ impl EndpointTable {
             tests: GroupTests::new(&config.csc),
             known: FuncSet::of(&config.dft.func_known),
             map: HashMap::with_hasher(RandomState::new()),
+            arrivals: VecDeque::new(),
             states: Vec::new(),
             free: Vec::new(),
             recognised: BoundedSet::new(e.max_recognised),
@@ -401,8 +408,13 @@ impl EndpointTable {
     }
 
     /// Bytes an endpoint seen in one message costs (key, entry and control
-    /// byte).
+    /// byte, and its place in the order of arrival).
     pub fn bytes_per_newcomer() -> usize {
+        Self::bytes_per_map_entry() + std::mem::size_of::<(EndpointKey, Timestamp)>()
+    }
+
+    /// Bytes of a map entry: key, entry and control byte.
+    fn bytes_per_map_entry() -> usize {
         std::mem::size_of::<(EndpointKey, Entry)>() + 1
     }
 
@@ -411,7 +423,8 @@ impl EndpointTable {
     /// clients, hosts, peers and peer ports (at their members' size).
     pub fn heap_bytes(&self) -> usize {
         let set = |n: usize, each: usize| n * (2 * each + 1);
-        self.map.capacity() * Self::bytes_per_newcomer()
+        self.map.capacity() * Self::bytes_per_map_entry()
+            + self.arrivals.capacity() * std::mem::size_of::<(EndpointKey, Timestamp)>()
             + self.states.capacity() * std::mem::size_of::<EndpointState>()
             + self.free.capacity() * std::mem::size_of::<u32>()
             + set(self.recognised.len(), std::mem::size_of::<EndpointKey>())
@@ -445,6 +458,20 @@ impl EndpointTable {
                 .get(*i as usize)
                 .map_or(Timestamp(i64::MIN), |s| s.last_seen),
         }
+    }
+
+    /// Forgets the oldest newcomer still waiting for its second message;
+    /// false if there is none.
+    fn forget_oldest_newcomer(&mut self) -> bool {
+        while let Some((key, seen)) = self.arrivals.pop_front() {
+            if let MapEntry::Occupied(o) = self.map.entry(key) {
+                if matches!(o.get(), Entry::New(n) if n.seen == seen) {
+                    o.remove();
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Makes room: forgets idle endpoints, then the oldest quarter.
@@ -490,14 +517,19 @@ impl EndpointTable {
             return false;
         }
         let max = self.config.max_endpoints.max(1);
-        if self.map.len() >= max && !self.map.contains_key(&local) {
+        if self.map.len() >= max && !self.map.contains_key(&local) && !self.forget_oldest_newcomer()
+        {
             self.make_room(now);
         }
         let peer_hash = self.peer_hash(&peer.ip);
         // One message cannot make a client: the first waits as a newcomer.
         let probation = self.config.min_packets >= 2 && self.config.min_peers >= 2;
         let EndpointTable {
-            map, states, free, ..
+            map,
+            states,
+            free,
+            arrivals,
+            ..
         } = self;
         let mut new_state = |at: Timestamp| match free.pop() {
             Some(i) => {
@@ -532,6 +564,11 @@ impl EndpointTable {
                     peer_hash,
                     seen: now,
                 }));
+                if arrivals.len() >= max {
+                    // The oldest loses its place (make_room still reaches it).
+                    arrivals.pop_front();
+                }
+                arrivals.push_back((local, now));
                 return false;
             }
             MapEntry::Vacant(v) => {
@@ -771,6 +808,55 @@ mod tests {
             );
             assert!(t.len() <= 1);
         }
+    }
+
+    #[test]
+    fn a_full_table_forgets_its_oldest_newcomer_first() {
+        let mut cfg = MethodConfig::default();
+        cfg.endpoint.max_endpoints = 10;
+        let mut t = EndpointTable::new(&cfg);
+        let key = |i: u32| EndpointKey {
+            ip: IpAddr::from((0x0A00_0000 | i).to_be_bytes()),
+            port: 5000,
+        };
+        let mut now = 0i64;
+        let mut send = |t: &mut EndpointTable, i: u32| {
+            now += 1;
+            t.observe(Timestamp(now), key(i), ep(1, 1), true, &[1, 2, 3, 4]);
+        };
+        // Four endpoints of two messages, six newcomers: full.
+        for i in 0..4 {
+            send(&mut t, i);
+            send(&mut t, i);
+        }
+        for i in 4..10 {
+            send(&mut t, i);
+        }
+        assert_eq!((t.len(), t.full_len()), (10, 4));
+        // Each stranger takes the place of the oldest newcomer.
+        for i in 10..16 {
+            send(&mut t, i);
+            assert_eq!(t.len(), 10);
+            assert!(!t.map.contains_key(&key(i - 6)), "newcomer {} stays", i - 6);
+        }
+        assert_eq!(t.full_len(), 4);
+        for i in 0..4 {
+            assert!(t.get(&key(i)).is_some(), "endpoint {i} was forgotten");
+        }
+        // A newcomer that grew is not forgotten for its place in line.
+        send(&mut t, 10);
+        send(&mut t, 16);
+        assert!(t.get(&key(10)).is_some());
+        assert!(!t.map.contains_key(&key(11)));
+        // With no newcomer left, the idle quarter goes.
+        let mut t = EndpointTable::new(&cfg);
+        for i in 0..10 {
+            send(&mut t, i);
+            send(&mut t, i);
+        }
+        send(&mut t, 99);
+        assert!(t.len() <= 10 && t.map.contains_key(&key(99)));
+        assert!(!t.map.contains_key(&key(0)) && t.get(&key(9)).is_some());
     }
 
     #[test]
