@@ -45,6 +45,7 @@ struct Method {
     config: MethodConfig,
     model: Model,
     tests: GroupTests,
+    header_tests: dft::HeaderTests,
     known: FuncSet,
 }
 
@@ -53,6 +54,7 @@ impl Method {
         let config = model.config.clone();
         Method {
             tests: GroupTests::new(&config.csc),
+            header_tests: dft::HeaderTests::new(&config.dft),
             known: FuncSet::of(&config.dft.func_known),
             config,
             model,
@@ -101,7 +103,8 @@ impl DirState {
             return false;
         }
         if p.transport == Transport::Udp {
-            self.header.look(&self.features.dft, &config.dft);
+            self.header
+                .look_with(&self.features.dft, &method.header_tests);
         }
         if obs.sampled {
             let f = &self.features;

@@ -249,10 +249,16 @@ impl GroupTests {
         max + (terms.iter().map(|t| (t - max).exp()).sum::<f64>() / 8.0).ln()
     }
 
-    /// Whether the fixed-bit ratio of group `g` reaches `boundary`: the
-    /// ratio is a log-mean of 8 terms, at most the largest, so the
-    /// exponentials are computed only when the largest term reaches it.
-    pub fn fixed_bit_crosses(&self, counts: &NibbleCounts, g: usize, boundary: f64) -> bool {
+    /// Whether the fixed-bit ratio of group `g` reaches `boundary` (computed
+    /// only when the samples could reach it): the ratio is a log-mean of 8
+    /// terms, at most the largest, so the exponentials are computed only
+    /// when the largest term reaches it.
+    pub fn fixed_bit_crosses(
+        &self,
+        counts: &NibbleCounts,
+        g: usize,
+        boundary: impl FnOnce() -> f64,
+    ) -> bool {
         let n = counts.samples();
         if n < self.fixed_bit_min_samples {
             return false;
@@ -270,6 +276,7 @@ impl GroupTests {
                 largest = largest.max(with * self.with_bit + (n - with) * self.against_bit);
             }
         }
+        let boundary = boundary();
         largest >= boundary && self.fixed_bit_log_lr(counts, g) >= boundary
     }
 
@@ -429,19 +436,20 @@ impl CscState {
     #[inline]
     pub fn look(&mut self, counts: &NibbleCounts, window: u32, tests: &GroupTests) {
         let quiet = tests.quiet_squares(counts.samples());
-        let boundary = tests.boundary(window);
         if quiet != u32::MAX && self.structured != u16::MAX {
             let squares = counts.all_sum_squares();
             for (g, &s) in squares.iter().enumerate() {
                 if self.structured & (1 << g) == 0
                     && s > quiet
-                    && tests.log_e_value(counts, g) >= boundary
+                    && tests.log_e_value(counts, g) >= tests.boundary(window)
                 {
                     self.structured |= 1 << g;
                 }
             }
         }
-        if !self.fixed_bit && tests.fixed_bit_crosses(counts, FIXED_BIT_GROUP, boundary) {
+        if !self.fixed_bit
+            && tests.fixed_bit_crosses(counts, FIXED_BIT_GROUP, || tests.boundary(window))
+        {
             self.fixed_bit = true;
         }
     }

@@ -69,32 +69,67 @@ pub struct HeaderState {
 }
 
 /// Wald's log likelihood ratio of `mismatches` in `n` trials, a mismatch
-/// rate of `rate` against `allowed`.
+/// rate of `rate` against `allowed` (computed from scratch: the reference
+/// for [`HeaderTests`]).
+#[cfg(test)]
 fn sprt_log_lr(mismatches: u32, n: u32, allowed: f64, rate: f64) -> f64 {
     let m = f64::from(mismatches);
     let ok = f64::from(n.saturating_sub(mismatches));
     m * (rate / allowed).ln() + ok * ((1.0 - rate) / (1.0 - allowed)).ln()
 }
 
+/// The contradiction tests' constants, computed once from a configuration:
+/// the log-ratio a mismatch and a match add, and the boundary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeaderTests {
+    /// ln(rate / allowed): what a mismatch adds.
+    mismatch: f64,
+    /// ln((1 - rate) / (1 - allowed)): what a match adds.
+    matching: f64,
+    /// ln(1 / alpha).
+    boundary: f64,
+}
+
+impl HeaderTests {
+    /// The tests of a configuration.
+    pub fn new(config: &DftConfig) -> Self {
+        let allowed = 1.0 - config.min_share;
+        let rate = config.contradiction_rate;
+        HeaderTests {
+            mismatch: (rate / allowed).ln(),
+            matching: ((1.0 - rate) / (1.0 - allowed)).ln(),
+            boundary: -config.contradiction_alpha.ln(),
+        }
+    }
+
+    /// Wald's log likelihood ratio of `mismatches` in `n` trials, a
+    /// mismatch rate of `contradiction_rate` against the allowed one.
+    #[inline]
+    fn log_lr(&self, mismatches: u32, n: u32) -> f64 {
+        let m = f64::from(mismatches);
+        let ok = f64::from(n.saturating_sub(mismatches));
+        m * self.mismatch + ok * self.matching
+    }
+}
+
 impl HeaderState {
     /// One look at the counts: runs both contradiction tests.
     #[inline]
     pub fn look(&mut self, c: &DftCounts, config: &DftConfig) {
-        let allowed = 1.0 - config.min_share;
-        let boundary = -config.contradiction_alpha.ln();
-        let rate = config.contradiction_rate;
+        self.look_with(c, &HeaderTests::new(config));
+    }
+
+    /// [`HeaderState::look`] with the tests' constants computed once.
+    #[inline]
+    pub fn look_with(&mut self, c: &DftCounts, tests: &HeaderTests) {
         if !self.func_contradicted
-            && sprt_log_lr(c.func_messages - c.known, c.func_messages, allowed, rate) >= boundary
+            && tests.log_lr(c.func_messages - c.known, c.func_messages) >= tests.boundary
         {
             self.func_contradicted = true;
         }
         if !self.prefix_contradicted
-            && sprt_log_lr(
-                c.prefix_messages - c.prefix_repeats,
-                c.prefix_messages,
-                allowed,
-                rate,
-            ) >= boundary
+            && tests.log_lr(c.prefix_messages - c.prefix_repeats, c.prefix_messages)
+                >= tests.boundary
         {
             self.prefix_contradicted = true;
         }
@@ -237,6 +272,23 @@ mod tests {
             assert!(!s.func_contradicted);
         }
         assert!(worst < -cfg.contradiction_alpha.ln());
+    }
+
+    #[test]
+    fn header_tests_give_the_ratio_computed_from_scratch() {
+        let cfg = DftConfig::default();
+        let t = HeaderTests::new(&cfg);
+        let (allowed, rate) = (1.0 - cfg.min_share, cfg.contradiction_rate);
+        for n in 0..300u32 {
+            for m in (0..=n).step_by(7) {
+                assert_eq!(
+                    t.log_lr(m, n).to_bits(),
+                    sprt_log_lr(m, n, allowed, rate).to_bits(),
+                    "{m} of {n}"
+                );
+            }
+        }
+        assert_eq!(t.boundary, -cfg.contradiction_alpha.ln());
     }
 
     /// The chance that random bytes (a known FUNC value 7 times in 32) show
