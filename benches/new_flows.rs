@@ -4,7 +4,8 @@
 //! idle is evicted for each new one once it is full. Times one batch of
 //! 100,000 frames after the table has filled: the cost of creating, ending
 //! (evicting) and reporting a flow, and of the endpoint bookkeeping of a
-//! new peer. `cargo bench --bench new_flows`.
+//! new peer. Once frame by frame (`Classifier::push`), once in bursts of 64
+//! (`Classifier::push_burst`). `cargo bench --bench new_flows`.
 
 use std::hint::black_box;
 
@@ -46,6 +47,38 @@ fn push_flows(c: &mut Classifier, frame: &mut [u8], first: u32, n: u32) {
     }
 }
 
+/// Frames per burst for [`Classifier::push_burst`] (as a NIC queue or a
+/// capture ring might hand them over).
+const BURST: usize = 64;
+
+fn push_flow_bursts(c: &mut Classifier, frames: &mut [Vec<u8>], first: u32, n: u32) {
+    let mut i = first;
+    while i < first + n {
+        let count = (BURST as u32).min(first + n - i);
+        for (k, f) in frames.iter_mut().take(count as usize).enumerate() {
+            let j = i + k as u32;
+            f[26..30].copy_from_slice(&(0x0A00_0000u32 | (j >> 8)).to_be_bytes());
+            f[34..36].copy_from_slice(&(1024 + (j & 0xFF) as u16).to_be_bytes());
+        }
+        let raws: Vec<RawPacket<'_>> = frames
+            .iter()
+            .take(count as usize)
+            .enumerate()
+            .map(|(k, f)| RawPacket {
+                ts: Timestamp(1_700_000_000_000_000 + i64::from(i + k as u32)),
+                link_type: 1,
+                data: f,
+                orig_len: f.len() as u32,
+            })
+            .collect();
+        let _ = black_box(c.push_burst(&raws));
+        if c.has_events() {
+            c.drain_events().for_each(|e| drop(black_box(e)));
+        }
+        i += count;
+    }
+}
+
 fn new_flows(cr: &mut Criterion) {
     let model = Model::default_model().expect("the default model loads");
     let mut c = Classifier::with_table(model, FlowTableConfig::with_max_flows(CAP));
@@ -59,6 +92,22 @@ fn new_flows(cr: &mut Criterion) {
     g.bench_function("one_packet_flows_table_full", |b| {
         b.iter(|| {
             push_flows(&mut c, &mut f, next, BATCH);
+            next = next.wrapping_add(BATCH);
+        })
+    });
+    // The same flood handed over in bursts: the flow index entries of a
+    // burst are prefetched together.
+    let mut c = Classifier::with_table(
+        Model::default_model().expect("the default model loads"),
+        FlowTableConfig::with_max_flows(CAP),
+    );
+    let mut frames = vec![frame(); BURST];
+    let mut next = 0u32;
+    push_flow_bursts(&mut c, &mut frames, next, 2 * CAP as u32);
+    next += 2 * CAP as u32;
+    g.bench_function("one_packet_flows_table_full_bursts", |b| {
+        b.iter(|| {
+            push_flow_bursts(&mut c, &mut frames, next, BATCH);
             next = next.wrapping_add(BATCH);
         })
     });
