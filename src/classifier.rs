@@ -1194,6 +1194,8 @@ impl Classifier {
         let config = &self.method.config;
         let mut evidence_released = false;
         let mut revised_from = state.revised_from();
+        // The directions' states, when judging the flow gave them already.
+        let mut states = None;
         let (evidence, verdict) = match &state.0 {
             StateInner::Final(f) => {
                 let ev = match &f.evidence {
@@ -1207,7 +1209,9 @@ impl Classifier {
             }
             StateInner::Open(open) => {
                 let ev = open.evidence(key.transport, config, true);
-                let own = verdict::judge_flow(&ev, key.transport, config, false).verdict;
+                let judged = verdict::judge_flow(&ev, key.transport, config, false);
+                states = Some(judged.states);
+                let own = judged.verdict;
                 // The flow's own evidence first, then an endpoint's verdict.
                 let mut v = match own.label {
                     Label::Skype | Label::NotSkype => own,
@@ -1240,14 +1244,16 @@ impl Classifier {
                 payload_bytes: counters.payload_bytes[d.index()],
                 evidence: *e,
                 csc_first_at_packet: e.csc_first_at.map(u64::from),
-                state: (!evidence_released)
-                    .then(|| verdict::judge_direction(e, &evidence.rhythm, key.transport, config)),
+                state: (!evidence_released).then(|| match &states {
+                    Some(s) => s[d.index()],
+                    None => verdict::judge_direction(e, &evidence.rhythm, key.transport, config),
+                }),
             }
         };
-        let contradiction = if evidence_released {
-            None
-        } else {
-            verdict::contradiction_of(&evidence, key.transport, config)
+        let contradiction = match (&states, evidence_released) {
+            (_, true) => None,
+            (Some(s), false) => verdict::contradiction_in(s),
+            (None, false) => verdict::contradiction_of(&evidence, key.transport, config),
         };
         FlowRecord {
             key,
@@ -1326,12 +1332,9 @@ fn judge_packet(
             }
             open.verdict = v;
             // Confirmed over the paper's full window: final.
-            let confirmed = cheap.directions.iter().any(|d| {
+            let confirmed = cheap.directions.iter().zip(judged.states).any(|(d, s)| {
                 d.sampled >= config.verdict.confirm_samples
-                    && matches!(
-                        verdict::judge_direction(d, &cheap.rhythm, transport, config),
-                        verdict::DirectionState::Skype(_)
-                    )
+                    && matches!(s, verdict::DirectionState::Skype(_))
             });
             if confirmed {
                 let revised_from = open.revised_from;

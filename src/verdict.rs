@@ -370,6 +370,14 @@ pub fn contradiction_of(
     )
 }
 
+/// [`contradiction_of`] from the directions' states already judged.
+pub(crate) fn contradiction_in(states: &[DirectionState; 2]) -> Option<Contradiction> {
+    states.iter().find_map(|s| match s {
+        DirectionState::Contradicted(c) => Some(*c),
+        _ => None,
+    })
+}
+
 /// A flow's verdict and whether it is final while the flow is open.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct FlowJudgement {
@@ -379,6 +387,8 @@ pub(crate) struct FlowJudgement {
     /// contradicted (UDP), or one is (TCP): nothing the flow may still send
     /// can change it.
     pub settled: bool,
+    /// Each direction's state, as [`judge_direction`] gives it.
+    pub states: [DirectionState; 2],
 }
 
 /// Judges a flow from its two directions. `open` says the flow may still
@@ -424,11 +434,13 @@ pub(crate) fn judge_flow(
                 ..Verdict::default()
             },
             settled,
+            states,
         }
     };
     let undecided = FlowJudgement {
         verdict: Verdict::default(),
         settled: false,
+        states,
     };
     if transport == Transport::Tcp && (0..2).any(|d| contradicted(d).is_some()) {
         return not_skype(true);
@@ -457,6 +469,7 @@ pub(crate) fn judge_flow(
                 ..Verdict::default()
             },
             settled: false,
+            states,
         };
     }
     let any_contradicted = (0..2).any(|d| contradicted(d).is_some());
