@@ -32,7 +32,7 @@ use crate::flow::{
     Direction, EndReason, EndedFlow, FlowCounters, FlowKey, FlowLookup, FlowTable, KeyRef,
 };
 use crate::model::Model;
-use crate::nbc::NbcScore;
+use crate::nbc::{NbcDecision, NbcScore};
 use crate::packet::{self, PacketRecord, RawPacket, SkipCounts, SkipReason, Timestamp, Transport};
 use crate::tunnel::{Tunnel, TunnelKind};
 use crate::verdict::{
@@ -1301,6 +1301,20 @@ fn judge_packet(
     let OpenState { dirs, rhythm, .. } = &mut **open;
     let changed = dirs[direction.index()].observe(p, counters.total_packets(), rhythm, method);
     if !changed {
+        return;
+    }
+    // Nothing that could give a verdict yet: the flow stays undecided.
+    let may_decide = |d: &DirState| {
+        verdict::direction_may_decide(
+            &d.groups,
+            d.header.func_contradicted,
+            d.header.prefix_contradicted,
+            d.nbc.decision,
+            d.features.sampled_total,
+            config,
+        )
+    };
+    if open.rhythm.decision != NbcDecision::Other && !open.dirs.iter().any(may_decide) {
         return;
     }
     let cheap = open.evidence(transport, config, false);

@@ -378,6 +378,30 @@ pub(crate) fn contradiction_in(states: &[DirectionState; 2]) -> Option<Contradic
     })
 }
 
+/// Whether a direction's tests could let [`judge_flow`] give a verdict,
+/// Skype or not: Skype needs a signature that holds, and no signature holds
+/// before `random_min_samples` samples ([`ChiSquareSignature::state`]); not
+/// Skype needs a contradiction, and every contradiction is a structured
+/// group, a header contradiction or the rhythm test's "other". A flow whose
+/// directions have none of these, and whose own rhythm test has not said
+/// "other", is undecided whatever the rest of its evidence: judging it can
+/// wait for a packet that changes one of them (issue 19: most flows of a
+/// link never get there, and their evidence need not be built per packet).
+pub(crate) fn direction_may_decide(
+    groups: &CscState,
+    func_contradicted: bool,
+    prefix_contradicted: bool,
+    nbc: NbcDecision,
+    sampled: u32,
+    config: &MethodConfig,
+) -> bool {
+    groups.structured != 0
+        || func_contradicted
+        || prefix_contradicted
+        || nbc == NbcDecision::Other
+        || sampled >= config.csc.random_min_samples
+}
+
 /// A flow's verdict and whether it is final while the flow is open.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct FlowJudgement {
@@ -516,6 +540,85 @@ mod tests {
             window_sampled: 60,
             ..DirectionEvidence::default()
         }
+    }
+
+    #[test]
+    fn a_flow_no_direction_of_which_may_decide_is_undecided() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let config = MethodConfig::default();
+        let decision = |r: u64| match r % 3 {
+            0 => NbcDecision::Pending,
+            1 => NbcDecision::Media,
+            _ => NbcDecision::Other,
+        };
+        let (mut quiet, mut decided) = (0, 0);
+        for _ in 0..200_000 {
+            let mut dir = || {
+                let r = next();
+                DirectionEvidence {
+                    messages: (r % 40) as u32,
+                    groups: CscState {
+                        // Mostly none structured, else any.
+                        structured: if r >> 8 & 3 == 0 { (r >> 16) as u16 } else { 0 },
+                        fixed_bit: r >> 10 & 1 == 1,
+                    },
+                    header: HeaderJudgement {
+                        e2e: r >> 11 & 1 == 1,
+                        e2o: r >> 12 & 1 == 1,
+                        func_contradicted: r >> 13 & 7 == 0,
+                        prefix_contradicted: r >> 16 & 7 == 0,
+                    },
+                    nbc: NbcScore {
+                        windows: (r >> 20 & 3) as u16,
+                        passed: (r >> 22 & 1) as u16,
+                        sum_log_odds: (r >> 24 & 15) as f32 - 7.0,
+                        decision: decision(r >> 28),
+                    },
+                    sampled: (r >> 32 & 31) as u32,
+                    ..DirectionEvidence::default()
+                }
+            };
+            let dirs = [dir(), dir()];
+            let r = next();
+            let rhythm = NbcScore {
+                windows: (r & 3) as u16,
+                decision: decision(r >> 2),
+                ..NbcScore::default()
+            };
+            let may = |d: &DirectionEvidence| {
+                direction_may_decide(
+                    &d.groups,
+                    d.header.func_contradicted,
+                    d.header.prefix_contradicted,
+                    d.nbc.decision,
+                    d.sampled,
+                    &config,
+                )
+            };
+            let f = FlowEvidence {
+                directions: dirs,
+                rhythm,
+            };
+            for t in [Transport::Udp, Transport::Tcp] {
+                for open in [true, false] {
+                    let j = judge_flow(&f, t, &config, open);
+                    if rhythm.decision != NbcDecision::Other && !may(&dirs[0]) && !may(&dirs[1]) {
+                        quiet += 1;
+                        assert_eq!(j.verdict.label, Label::Undecided, "{f:?} {t:?}");
+                    } else if j.verdict.label != Label::Undecided {
+                        decided += 1;
+                    }
+                }
+            }
+        }
+        // Neither side of the implication is empty.
+        assert!(quiet > 10_000 && decided > 10_000, "{quiet} {decided}");
     }
 
     /// The flow of two directions, its rhythm that of the first (doubled
