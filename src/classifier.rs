@@ -291,6 +291,23 @@ struct OpenState {
 }
 
 impl OpenState {
+    /// Whether judging the flow could give anything but
+    /// [`verdict::undecided_judgement`] ([`verdict::direction_may_decide`]).
+    #[inline]
+    fn may_decide(&self, config: &MethodConfig) -> bool {
+        self.rhythm.decision == NbcDecision::Other
+            || self.dirs.iter().any(|d| {
+                verdict::direction_may_decide(
+                    &d.groups,
+                    d.header.func_contradicted,
+                    d.header.prefix_contradicted,
+                    d.nbc.decision,
+                    d.features.sampled_total,
+                    config,
+                )
+            })
+    }
+
     /// The flow's evidence; the chi2 values when `chi2`.
     fn evidence(&self, transport: Transport, config: &MethodConfig, chi2: bool) -> FlowEvidence {
         FlowEvidence {
@@ -1209,7 +1226,11 @@ impl Classifier {
             }
             StateInner::Open(open) => {
                 let ev = open.evidence(key.transport, config, true);
-                let judged = verdict::judge_flow(&ev, key.transport, config, false);
+                let judged = if open.may_decide(config) {
+                    verdict::judge_flow(&ev, key.transport, config, false)
+                } else {
+                    verdict::undecided_judgement()
+                };
                 states = Some(judged.states);
                 let own = judged.verdict;
                 // The flow's own evidence first, then an endpoint's verdict.
@@ -1304,17 +1325,7 @@ fn judge_packet(
         return;
     }
     // Nothing that could give a verdict yet: the flow stays undecided.
-    let may_decide = |d: &DirState| {
-        verdict::direction_may_decide(
-            &d.groups,
-            d.header.func_contradicted,
-            d.header.prefix_contradicted,
-            d.nbc.decision,
-            d.features.sampled_total,
-            config,
-        )
-    };
-    if open.rhythm.decision != NbcDecision::Other && !open.dirs.iter().any(may_decide) {
+    if !open.may_decide(config) {
         return;
     }
     let cheap = open.evidence(transport, config, false);

@@ -378,6 +378,17 @@ pub(crate) fn contradiction_in(states: &[DirectionState; 2]) -> Option<Contradic
     })
 }
 
+/// What [`judge_flow`] gives a flow none of whose directions may decide
+/// ([`direction_may_decide`]) and whose rhythm test has not said "other":
+/// undecided, not settled, both directions pending.
+pub(crate) fn undecided_judgement() -> FlowJudgement {
+    FlowJudgement {
+        verdict: Verdict::default(),
+        settled: false,
+        states: [DirectionState::Pending; 2],
+    }
+}
+
 /// Whether a direction's tests could let [`judge_flow`] give a verdict,
 /// Skype or not: Skype needs a signature that holds, and no signature holds
 /// before `random_min_samples` samples ([`ChiSquareSignature::state`]); not
@@ -611,6 +622,8 @@ mod tests {
                     if rhythm.decision != NbcDecision::Other && !may(&dirs[0]) && !may(&dirs[1]) {
                         quiet += 1;
                         assert_eq!(j.verdict.label, Label::Undecided, "{f:?} {t:?}");
+                        assert!(!j.settled);
+                        assert_eq!(j, undecided_judgement(), "{f:?} {t:?}");
                     } else if j.verdict.label != Label::Undecided {
                         decided += 1;
                     }
