@@ -227,10 +227,10 @@ impl GroupTests {
         s
     }
 
-    /// The log likelihood ratio that one of the 4 bits of group `g` is fixed
-    /// (the others uniform), a mixture over the 8 bit and value pairs with
-    /// equal weights, against the uniform law.
-    pub fn fixed_bit_log_lr(&self, counts: &NibbleCounts, g: usize) -> f64 {
+    /// The 8 terms of the fixed-bit ratio of group `g`: for each bit and
+    /// value, the log likelihood ratio of "this bit has this value, the
+    /// others are uniform" against the uniform law.
+    fn fixed_bit_terms(&self, counts: &NibbleCounts, g: usize) -> [f64; 8] {
         let c = counts.group(g);
         let n = f64::from(counts.samples());
         let mut terms = [0.0f64; 8];
@@ -245,8 +245,20 @@ impl GroupTests {
                 terms[2 * bit + k] = with * self.with_bit + (n - with) * self.against_bit;
             }
         }
+        terms
+    }
+
+    /// The log-mean of the exponentials of the terms (at most the largest).
+    fn log_mean_exp(terms: &[f64; 8]) -> f64 {
         let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         max + (terms.iter().map(|t| (t - max).exp()).sum::<f64>() / 8.0).ln()
+    }
+
+    /// The log likelihood ratio that one of the 4 bits of group `g` is fixed
+    /// (the others uniform), a mixture over the 8 bit and value pairs with
+    /// equal weights, against the uniform law.
+    pub fn fixed_bit_log_lr(&self, counts: &NibbleCounts, g: usize) -> f64 {
+        Self::log_mean_exp(&self.fixed_bit_terms(counts, g))
     }
 
     /// Whether the fixed-bit ratio of group `g` reaches `boundary` (computed
@@ -259,25 +271,13 @@ impl GroupTests {
         g: usize,
         boundary: impl FnOnce() -> f64,
     ) -> bool {
-        let n = counts.samples();
-        if n < self.fixed_bit_min_samples {
+        if counts.samples() < self.fixed_bit_min_samples {
             return false;
         }
-        let c = counts.group(g);
-        let n = f64::from(n);
-        let mut largest = f64::NEG_INFINITY;
-        for bit in 0..4 {
-            let set: u32 = (0..NIBBLE_VALUES)
-                .filter(|v| v & (1 << bit) != 0)
-                .map(|v| c[v])
-                .sum();
-            let set = f64::from(set);
-            for with in [set, n - set] {
-                largest = largest.max(with * self.with_bit + (n - with) * self.against_bit);
-            }
-        }
+        let terms = self.fixed_bit_terms(counts, g);
+        let largest = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let boundary = boundary();
-        largest >= boundary && self.fixed_bit_log_lr(counts, g) >= boundary
+        largest >= boundary && Self::log_mean_exp(&terms) >= boundary
     }
 
     /// The boundary of the `window`-th window (1-based): ln(1 / alpha) plus
