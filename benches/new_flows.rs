@@ -30,10 +30,16 @@ fn frame() -> Vec<u8> {
     out
 }
 
+/// Makes the template frame the first of flow `i`: its own source address
+/// and port.
+fn set_source(frame: &mut [u8], i: u32) {
+    frame[26..30].copy_from_slice(&(0x0A00_0000u32 | (i >> 8)).to_be_bytes());
+    frame[34..36].copy_from_slice(&(1024 + (i & 0xFF) as u16).to_be_bytes());
+}
+
 fn push_flows(c: &mut Classifier, frame: &mut [u8], first: u32, n: u32) {
     for i in first..first + n {
-        frame[26..30].copy_from_slice(&(0x0A00_0000u32 | (i >> 8)).to_be_bytes());
-        frame[34..36].copy_from_slice(&(1024 + (i & 0xFF) as u16).to_be_bytes());
+        set_source(frame, i);
         let raw = RawPacket {
             ts: Timestamp(1_700_000_000_000_000 + i64::from(i)),
             link_type: 1,
@@ -57,8 +63,7 @@ fn push_flow_bursts(c: &mut Classifier, frames: &mut [Vec<u8>], first: u32, n: u
         let count = (BURST as u32).min(first + n - i);
         for (k, f) in frames.iter_mut().take(count as usize).enumerate() {
             let j = i + k as u32;
-            f[26..30].copy_from_slice(&(0x0A00_0000u32 | (j >> 8)).to_be_bytes());
-            f[34..36].copy_from_slice(&(1024 + (j & 0xFF) as u16).to_be_bytes());
+            set_source(f, j);
         }
         let raws: Vec<RawPacket<'_>> = frames
             .iter()

@@ -362,11 +362,10 @@ pub fn contradiction_of(
     transport: Transport,
     config: &MethodConfig,
 ) -> Option<Contradiction> {
-    flow.directions.iter().find_map(
-        |d| match judge_direction(d, &flow.rhythm, transport, config) {
-            DirectionState::Contradicted(c) => Some(c),
-            _ => None,
-        },
+    contradiction_in(
+        &flow
+            .directions
+            .map(|d| judge_direction(&d, &flow.rhythm, transport, config)),
     )
 }
 
