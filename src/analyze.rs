@@ -228,10 +228,12 @@ impl RevisionWindow {
 
     /// The end of the capture: the records still held, revised by the
     /// classifier's endpoints and in the order of their first packet.
-    pub fn settle(mut self, c: &mut Classifier) -> (Vec<FlowRecord>, WindowCounts) {
-        let mut rest: Vec<FlowRecord> = self.held.drain(..).map(|r| *r).collect();
+    pub fn settle(mut self, c: &mut Classifier) -> (Vec<Box<FlowRecord>>, WindowCounts) {
+        let mut rest: Vec<Box<FlowRecord>> = self.held.drain(..).collect();
         c.revise_records(&mut rest);
-        rest.sort_by_key(|r| (r.first_seen, r.key));
+        // The keys sorted, then the boxes moved: a record is hundreds of
+        // bytes, a sort that moved them would copy each one many times.
+        rest.sort_by_cached_key(|r| (r.first_seen, r.key));
         (rest, self.counts)
     }
 }

@@ -21,6 +21,7 @@
 //! Events go to a buffer the caller drains. The per-packet path allocates
 //! only when a flow or an endpoint is created.
 
+use std::borrow::BorrowMut;
 use std::collections::HashMap;
 
 use crate::config::{FlowTableConfig, MethodConfig, TunnelConfig, CSC_GROUPS};
@@ -1176,7 +1177,7 @@ impl Classifier {
 
     /// Revises the records of a whole run ([`revise_records`]) by this
     /// classifier's endpoints.
-    pub fn revise_records(&mut self, records: &mut [FlowRecord]) -> usize {
+    pub fn revise_records<R: BorrowMut<FlowRecord>>(&mut self, records: &mut [R]) -> usize {
         revise_records(records, &mut self.endpoints)
     }
 
@@ -1593,11 +1594,16 @@ pub fn revise_with(rec: &mut FlowRecord, endpoints: &mut EndpointTable) -> bool 
 /// Revises the records of a run by its endpoints' verdicts: the UDP flows
 /// first (whose agreeing flows make their peers Skype peers), then the TCP
 /// flows tied to a client or a peer. Returns the records changed.
-pub fn revise_records(records: &mut [FlowRecord], endpoints: &mut EndpointTable) -> usize {
+pub fn revise_records<R: BorrowMut<FlowRecord>>(
+    records: &mut [R],
+    endpoints: &mut EndpointTable,
+) -> usize {
     let mut n = 0;
     for transport in [Transport::Udp, Transport::Tcp] {
-        for r in records.iter_mut().filter(|r| r.key.transport == transport) {
-            n += usize::from(revise_with(r, endpoints));
+        for r in records.iter_mut().map(|r| r.borrow_mut()) {
+            if r.key.transport == transport {
+                n += usize::from(revise_with(r, endpoints));
+            }
         }
     }
     n
