@@ -504,13 +504,14 @@ fn memory_line(name: &str, m: &MemoryUse, (window, records): (usize, usize), pea
     let per = |b: usize, n: usize| b as f64 / n.max(1) as f64;
     let total = m.total() + window;
     eprintln!(
-        "memory: {name}: {:.1} MiB by account at its busiest: flow table {:.1} MiB (slots and index, sized for its peak of {peak_flows} flows: {:.0} bytes a flow), features {:.1} MiB ({} flows not final: {:.0} bytes each), kept evidence {:.1} MiB, endpoints {:.1} MiB ({} held, {} past one message: {:.0} bytes each), revision window {:.1} MiB ({records} records: {:.0} bytes each), events {:.1} MiB; process peak {:.1} MiB",
+        "memory: {name}: {:.1} MiB by account at its busiest: flow table {:.1} MiB (slots and index, sized for its peak of {peak_flows} flows: {:.0} bytes a flow), features {:.1} MiB ({} flows not final, {} of them of one message kept in the slot: {:.0} bytes for each of the others), kept evidence {:.1} MiB, endpoints {:.1} MiB ({} held, {} past one message: {:.0} bytes each), revision window {:.1} MiB ({records} records: {:.0} bytes each), events {:.1} MiB; process peak {:.1} MiB",
         mib(total),
         mib(m.table),
         per(m.table, peak_flows as usize),
         mib(m.features),
         m.open,
-        per(m.features, m.open),
+        m.one_message,
+        per(m.features, m.open - m.one_message),
         mib(m.evidence),
         mib(m.endpoints),
         m.endpoint_count,

@@ -63,8 +63,29 @@ impl Method {
     }
 }
 
+/// What step 3 reads of a packet: its time, transport, captured payload and
+/// payload length.
+#[derive(Debug, Clone, Copy)]
+struct Message<'a> {
+    ts: Timestamp,
+    transport: Transport,
+    payload: &'a [u8],
+    payload_len: u32,
+}
+
+impl<'a> Message<'a> {
+    fn of(p: &packet::Packet<'a>) -> Self {
+        Message {
+            ts: p.ts,
+            transport: p.transport,
+            payload: p.payload,
+            payload_len: p.payload_len,
+        }
+    }
+}
+
 /// Everything the classifiers keep for one direction while undecided.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct DirState {
     features: DirectionFeatures,
     /// The group tests' decisions.
@@ -85,25 +106,25 @@ impl DirState {
     #[inline]
     fn observe(
         &mut self,
-        p: &packet::Packet<'_>,
+        m: Message<'_>,
         flow_packets: u64,
         rhythm: &mut NbcScore,
         method: &Method,
     ) -> bool {
         let config = &method.config;
         let obs = self.features.observe(
-            p.ts,
-            p.transport,
-            p.payload,
-            p.payload_len,
+            m.ts,
+            m.transport,
+            m.payload,
+            m.payload_len,
             method.known,
             &config.dft,
             &config.nbc,
         );
-        if p.payload_len == 0 {
+        if m.payload_len == 0 {
             return false;
         }
-        if p.transport == Transport::Udp {
+        if m.transport == Transport::Udp {
             self.header
                 .look_with(&self.features.dft, &method.header_tests);
         }
@@ -111,7 +132,7 @@ impl DirState {
             let f = &self.features;
             let window = csc::window_index(&f.nibbles, f.sampled_total);
             self.groups.look(&f.nibbles, window, &method.tests);
-            if self.csc_at.is_none() && self.csc_class(p.transport, config).is_skype() {
+            if self.csc_at.is_none() && self.csc_class(m.transport, config).is_skype() {
                 self.csc_at = Some(flow_packets.min(u64::from(u32::MAX)) as u32);
             }
         }
@@ -277,7 +298,7 @@ impl StatePool {
 
 /// The state of an open flow whose verdict is not final: its features,
 /// kept out of line and released when the verdict becomes final.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct OpenState {
     dirs: [DirState; 2],
     /// The rhythm test over both directions' windows.
@@ -380,25 +401,153 @@ struct FinalState {
     evidence: Option<Box<FlowEvidence>>,
 }
 
+/// The only message of a flow that has had at most one, kept in the
+/// flow's slot instead of a feature block: on a link most flows have one
+/// or two packets. The block is made when a second message comes (or an
+/// endpoint gives the flow its verdict) by replaying this one through step
+/// 3 ([`FirstMessage::replay`]), and a record replays it too, so the
+/// evidence is what a block kept from the first packet would hold. A flow
+/// is left in this form only when that one message decided nothing
+/// ([`FirstMessage::of_quiet`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FirstMessage {
+    ts: Timestamp,
+    /// The message's payload length; 0 when the flow has had no message.
+    payload_len: u32,
+    /// Its first [`crate::config::CSC_BYTES`] captured bytes (fewer when
+    /// fewer were captured): all that step 3 reads of a payload.
+    head: [u8; crate::config::CSC_BYTES],
+    head_len: u8,
+    /// [`FIRST_BACKWARD`], [`FIRST_FUNC_COUNTED`], [`FIRST_FUNC_AGREEING`].
+    bits: u8,
+}
+
+/// The message went backward (from the flow's responder).
+const FIRST_BACKWARD: u8 = 1;
+/// Step 2 counted the message ([`FlowAgreement::messages`] is 1).
+const FIRST_FUNC_COUNTED: u8 = 2;
+/// It agreed ([`FlowAgreement::agreeing`] is 1).
+const FIRST_FUNC_AGREEING: u8 = 4;
+
+impl FirstMessage {
+    /// A new flow: no message yet.
+    const NONE: FirstMessage = FirstMessage {
+        ts: Timestamp(0),
+        payload_len: 0,
+        head: [0; crate::config::CSC_BYTES],
+        head_len: 0,
+        bits: 0,
+    };
+
+    /// What step 2 counted of the message.
+    fn func(&self) -> FlowAgreement {
+        FlowAgreement {
+            messages: u32::from(self.bits & FIRST_FUNC_COUNTED != 0),
+            agreeing: u32::from(self.bits & FIRST_FUNC_AGREEING != 0),
+        }
+    }
+
+    /// The state of an open flow after the packet `p` (of `direction`),
+    /// in this form, when it can be: the flow's only message is `p`'s
+    /// payload, if any (`counters`), and that message changed nothing but
+    /// what replaying it gives: no verdict (its own or an endpoint's), no
+    /// revision, no signature and no completed rhythm window. None
+    /// otherwise: the flow keeps its block.
+    fn of_quiet(
+        open: &OpenState,
+        p: &packet::Packet<'_>,
+        direction: Direction,
+        counters: &FlowCounters,
+    ) -> Option<FirstMessage> {
+        // Every message adds its (non-zero) length to the payload bytes:
+        // equal to this packet's, no other packet had a message.
+        if counters.total_payload_bytes() != u64::from(p.payload_len) {
+            return None;
+        }
+        let messages: u32 = open.dirs.iter().map(|d| d.features.dft.packets).sum();
+        let quiet = messages <= u32::from(p.payload_len > 0)
+            && open.verdict == Verdict::default()
+            && open.revised_from.is_none()
+            && open.rhythm == NbcScore::default()
+            && open
+                .dirs
+                .iter()
+                .all(|d| d.csc_at.is_none() && d.nbc == NbcScore::default())
+            && open.func.messages <= 1
+            && open.func.agreeing <= open.func.messages;
+        if !quiet {
+            return None;
+        }
+        let mut m = FirstMessage::NONE;
+        if p.payload_len > 0 {
+            let len = p.payload.len().min(crate::config::CSC_BYTES);
+            m.ts = p.ts;
+            m.payload_len = p.payload_len;
+            m.head[..len].copy_from_slice(&p.payload[..len]);
+            m.head_len = len as u8;
+            if direction == Direction::Backward {
+                m.bits |= FIRST_BACKWARD;
+            }
+        }
+        if open.func.messages == 1 {
+            m.bits |= FIRST_FUNC_COUNTED;
+        }
+        if open.func.agreeing == 1 {
+            m.bits |= FIRST_FUNC_AGREEING;
+        }
+        Some(m)
+    }
+
+    /// Replays the message into `open` (a block in its initial state): the
+    /// state the flow had after it.
+    fn replay(&self, transport: Transport, method: &Method, open: &mut OpenState) {
+        open.func = self.func();
+        if self.payload_len == 0 {
+            return;
+        }
+        let d = usize::from(self.bits & FIRST_BACKWARD != 0);
+        let OpenState { dirs, rhythm, .. } = open;
+        dirs[d].observe(
+            Message {
+                ts: self.ts,
+                transport,
+                payload: self.head.get(..usize::from(self.head_len)).unwrap_or(&[]),
+                payload_len: self.payload_len,
+            },
+            1,
+            rhythm,
+            method,
+        );
+    }
+}
+
 /// The per-flow state the classifier keeps in the flow table: 32 bytes
-/// inline, plus the boxed features while the verdict is not final.
+/// inline, plus the boxed features while the verdict is not final and the
+/// flow has had more than one message.
 #[derive(Debug, Clone)]
 pub(crate) struct FlowState(StateInner);
 
+// The first-message form fits beside the others: a flow's inline state
+// stays 32 bytes (the 126-byte table entry of `flow_memory`).
+const _: () = assert!(std::mem::size_of::<FlowState>() <= 32);
+
 #[derive(Debug, Clone)]
 enum StateInner {
+    /// At most one message so far, nothing decided.
+    First(FirstMessage),
     Open(Box<OpenState>),
     Final(FinalState),
 }
 
 impl FlowState {
-    /// A new flow's state, its features from the pool.
-    fn open_from(pool: &mut StatePool) -> Self {
-        FlowState(StateInner::Open(pool.take()))
+    /// A new flow's state: no message yet, no block.
+    fn new_flow() -> Self {
+        FlowState(StateInner::First(FirstMessage::NONE))
     }
 
     fn verdict(&self) -> Verdict {
         match &self.0 {
+            StateInner::First(_) => Verdict::default(),
             StateInner::Open(o) => o.verdict,
             StateInner::Final(f) => f.verdict.verdict(),
         }
@@ -406,6 +555,7 @@ impl FlowState {
 
     fn revised_from(&self) -> Option<Label> {
         match &self.0 {
+            StateInner::First(_) => None,
             StateInner::Open(o) => o.revised_from,
             StateInner::Final(f) => f.verdict.revised_from,
         }
@@ -413,15 +563,57 @@ impl FlowState {
 
     fn func(&self) -> FlowAgreement {
         match &self.0 {
+            StateInner::First(m) => m.func(),
             StateInner::Open(o) => o.func,
             StateInner::Final(f) => f.func,
         }
     }
 
-    fn func_mut(&mut self) -> &mut FlowAgreement {
+    /// The counts of step 2; none while the flow is in its first-message
+    /// form ([`FlowState::open_up`] first, for a packet step 2 counts).
+    fn func_mut(&mut self) -> Option<&mut FlowAgreement> {
         match &mut self.0 {
-            StateInner::Open(o) => &mut o.func,
-            StateInner::Final(f) => &mut f.func,
+            StateInner::First(_) => None,
+            StateInner::Open(o) => Some(&mut o.func),
+            StateInner::Final(f) => Some(&mut f.func),
+        }
+    }
+
+    /// A flow in its first-message form gets its block, the message
+    /// replayed into it; the open state, if the flow is not final.
+    fn open_up(
+        &mut self,
+        transport: Transport,
+        method: &Method,
+        pool: &mut StatePool,
+    ) -> Option<&mut OpenState> {
+        if let StateInner::First(m) = self.0 {
+            let mut b = pool.take();
+            m.replay(transport, method, &mut b);
+            self.0 = StateInner::Open(b);
+        }
+        match &mut self.0 {
+            StateInner::Open(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Back to the first-message form after the packet `p`, when the flow
+    /// can be ([`FirstMessage::of_quiet`]); the block it no longer needs.
+    #[inline]
+    fn close_down(
+        &mut self,
+        p: &packet::Packet<'_>,
+        direction: Direction,
+        counters: &FlowCounters,
+    ) -> Option<Box<OpenState>> {
+        let StateInner::Open(open) = &self.0 else {
+            return None;
+        };
+        let m = FirstMessage::of_quiet(open, p, direction, counters)?;
+        match std::mem::replace(&mut self.0, StateInner::First(m)) {
+            StateInner::Open(b) => Some(b),
+            _ => None,
         }
     }
 
@@ -445,7 +637,7 @@ impl FlowState {
         );
         match was {
             StateInner::Open(b) => Some(b),
-            StateInner::Final(_) => None,
+            StateInner::First(_) | StateInner::Final(_) => None,
         }
     }
 }
@@ -456,6 +648,10 @@ impl FlowState {
 pub struct FlowMemory {
     /// An undecided flow: table slot and index entry plus its features.
     pub undecided: usize,
+    /// A flow of at most one message so far: slot and index entry, the
+    /// message kept in the slot ([`FirstMessage`]); its features get a
+    /// block at its second message.
+    pub one_message: usize,
     /// A flow with a final verdict: slot and index entry (its features are
     /// released; its evidence went out with the verdict event).
     pub decided: usize,
@@ -478,6 +674,7 @@ pub fn flow_memory() -> FlowMemory {
     let table = FlowTable::<FlowState>::bytes_per_flow();
     FlowMemory {
         undecided: table + std::mem::size_of::<OpenState>(),
+        one_message: table,
         decided: table,
         decided_evidence: std::mem::size_of::<FlowEvidence>(),
         endpoint: crate::endpoint::EndpointTable::bytes_per_endpoint(),
@@ -496,6 +693,9 @@ pub struct MemoryUse {
     pub flows: usize,
     /// See `flows`.
     pub open: usize,
+    /// Of the `open` flows, those of at most one message so far, which keep
+    /// it in their slot instead of a feature block.
+    pub one_message: usize,
     /// The flow table: slots and index at their capacity (a table keeps
     /// the capacity of its busiest moment).
     pub table: usize,
@@ -743,6 +943,9 @@ pub struct Classifier {
     pool: StatePool,
     /// The flows a packet ended (reused: no allocation per packet).
     ended_here: Vec<EndedFlow<FlowState>>,
+    /// Whether a flow of one message keeps it in its slot
+    /// ([`FirstMessage`]) rather than a feature block; off only in tests.
+    first_message_form: bool,
 }
 
 /// One message as an endpoint sees it, logged by a shard for replay; or
@@ -827,6 +1030,7 @@ impl Classifier {
             last: (Label::Undecided, None),
             pool: StatePool::default(),
             ended_here: Vec::new(),
+            first_message_form: true,
         }
     }
 
@@ -837,6 +1041,13 @@ impl Classifier {
     /// `evidence_released`.
     pub fn keep_evidence_for_records(&mut self, keep: bool) {
         self.keep_evidence = keep;
+    }
+
+    /// For tests: every flow keeps a feature block from its first packet on
+    /// (no first-message form), to check that the form changes no event.
+    #[doc(hidden)]
+    pub fn keep_feature_blocks(&mut self, keep: bool) {
+        self.first_message_form = !keep;
     }
 
     /// Logs endpoint observations instead of applying them: for a shard of
@@ -893,6 +1104,10 @@ impl Classifier {
         };
         for s in self.table.states() {
             match &s.0 {
+                StateInner::First(_) => {
+                    m.open += 1;
+                    m.one_message += 1;
+                }
                 StateInner::Open(_) => {
                     m.open += 1;
                     m.features += std::mem::size_of::<OpenState>();
@@ -1059,19 +1274,25 @@ impl Classifier {
             last,
             pool,
             ended_here,
+            first_message_form,
             ..
         } = self;
         // Step 1: the flow.
-        let update = table.update_with(p, lookup, || FlowState::open_from(pool), &mut |f| {
-            ended_here.push(f)
-        });
+        let update = table.update_with(p, lookup, FlowState::new_flow, &mut |f| ended_here.push(f));
         if update.new_flow {
             stats.flows += 1;
         }
         let (key, counters, direction, state) =
             (update.key, update.counters, update.direction, update.state);
+        // A message (or what step 2 may count) for a flow of at most one
+        // so far: its block, the first message replayed into it.
+        if p.payload_len > 0 || !p.payload.is_empty() {
+            state.open_up(p.transport, method, pool);
+        }
         // Step 2: what an endpoint's verdict asks of the flow.
-        state.func_mut().count(p, method.known, &method.tests);
+        if let Some(func) = state.func_mut() {
+            func.count(p, method.known, &method.tests);
+        }
         // Steps 3 and 4: features, tests, verdict.
         judge_packet(
             state,
@@ -1092,7 +1313,8 @@ impl Classifier {
                 events,
                 log: endpoint_log.as_mut(),
                 seq: *frame_seq,
-                config: &method.config,
+                method,
+                pool,
             };
             let early =
                 counters.packets[direction.index()] <= method.config.endpoint.max_messages_per_flow;
@@ -1102,6 +1324,12 @@ impl Classifier {
                 ctx.log_timing(p, counters, state);
             }
             ctx.give_verdict(p, key, counters, state);
+        }
+        // A flow whose one message decided nothing gives its block back.
+        if *first_message_form {
+            if let Some(b) = state.close_down(p, direction, counters) {
+                pool.give(b);
+            }
         }
         let v = state.verdict();
         *last = (v.label, v.kind);
@@ -1214,8 +1442,20 @@ impl Classifier {
         let mut revised_from = state.revised_from();
         // The directions' states, when judging the flow gave them already.
         let mut states = None;
-        let (evidence, verdict) = match &state.0 {
-            StateInner::Final(f) => {
+        // A flow of one message: its block as the message left it.
+        let replayed;
+        let open_state = match &state.0 {
+            StateInner::First(m) => {
+                let mut open = OpenState::default();
+                m.replay(key.transport, &self.method, &mut open);
+                replayed = open;
+                Some(&replayed)
+            }
+            StateInner::Open(open) => Some(&**open),
+            StateInner::Final(_) => None,
+        };
+        let (evidence, verdict) = match (&state.0, open_state) {
+            (StateInner::Final(f), _) => {
                 let ev = match &f.evidence {
                     Some(ev) => **ev,
                     None => {
@@ -1225,7 +1465,8 @@ impl Classifier {
                 };
                 (ev, state.verdict())
             }
-            StateInner::Open(open) => {
+            (_, None) => (FlowEvidence::default(), state.verdict()),
+            (_, Some(open)) => {
                 let ev = open.evidence(key.transport, config, true);
                 let judged = if open.may_decide(config) {
                     verdict::judge_flow(&ev, key.transport, config, false)
@@ -1321,7 +1562,8 @@ fn judge_packet(
     let config = &method.config;
     let transport = p.transport;
     let OpenState { dirs, rhythm, .. } = &mut **open;
-    let changed = dirs[direction.index()].observe(p, counters.total_packets(), rhythm, method);
+    let changed =
+        dirs[direction.index()].observe(Message::of(p), counters.total_packets(), rhythm, method);
     if !changed {
         return;
     }
@@ -1400,7 +1642,8 @@ struct EndpointContext<'a> {
     events: &'a mut Vec<Event>,
     log: Option<&'a mut Vec<EndpointObservation>>,
     seq: u64,
-    config: &'a MethodConfig,
+    method: &'a Method,
+    pool: &'a mut StatePool,
 }
 
 impl EndpointContext<'_> {
@@ -1466,11 +1709,11 @@ impl EndpointContext<'_> {
         let Some(log) = self.log.as_mut() else {
             return;
         };
-        let StateInner::Open(open) = &state.0 else {
-            return;
-        };
-        if open.verdict.label != Label::Undecided
-            || !open.func.agrees(p.transport, &self.config.endpoint)
+        if matches!(state.0, StateInner::Final(_))
+            || state.verdict().label != Label::Undecided
+            || !state
+                .func()
+                .agrees(p.transport, &self.method.config.endpoint)
         {
             return;
         }
@@ -1503,11 +1746,11 @@ impl EndpointContext<'_> {
         counters: &FlowCounters,
         state: &mut FlowState,
     ) {
-        let StateInner::Open(open) = &mut state.0 else {
-            return;
-        };
-        if open.verdict.label != Label::Undecided
-            || !open.func.agrees(p.transport, &self.config.endpoint)
+        if matches!(state.0, StateInner::Final(_))
+            || state.verdict().label != Label::Undecided
+            || !state
+                .func()
+                .agrees(p.transport, &self.method.config.endpoint)
         {
             return;
         }
@@ -1525,6 +1768,9 @@ impl EndpointContext<'_> {
             }
             Transport::Tcp if self.endpoints.ties_tcp(&a, &b) => Kind::Tcp,
             _ => return,
+        };
+        let Some(open) = state.open_up(p.transport, self.method, self.pool) else {
+            return;
         };
         let v = Verdict {
             label: Label::Skype,
@@ -1760,4 +2006,143 @@ fn apply_endpoint(rec: &mut FlowRecord, cfg: &crate::config::EndpointConfig) -> 
         via: Some(Via::Endpoint),
     };
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Kept in its first-message form, a flow's one message replays to
+    /// the block it left, every field (features, tests' states, counts of
+    /// step 2): random, structured and Skype-like heads, truncated captures,
+    /// both transports and directions, with and without a head judged by
+    /// the reader.
+    #[test]
+    fn a_first_message_replays_to_the_block_it_left() {
+        let method = Method::new(Model::default_model().expect("the shipped model loads"));
+        let known = method.config.dft.func_known.clone();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut kept, mut with_message) = (0, 0);
+        for i in 0..20_000u32 {
+            let transport = if rng.below(2) == 0 {
+                Transport::Udp
+            } else {
+                Transport::Tcp
+            };
+            let captured = rng.below(24) as usize;
+            let mut payload: Vec<u8> = (0..captured).map(|_| rng.next() as u8).collect();
+            match rng.below(3) {
+                0 => payload.iter_mut().for_each(|b| *b &= 0x0F),
+                1 if captured > 2 && !known.is_empty() => {
+                    payload[2] = known[rng.below(known.len() as u64) as usize];
+                }
+                _ => {}
+            }
+            // The length on the wire: what was captured, or more (snap).
+            let payload_len = captured as u32 + (rng.below(3) as u32) * rng.below(1500) as u32;
+            let direction = if rng.below(2) == 0 {
+                Direction::Forward
+            } else {
+                Direction::Backward
+            };
+            let random_head = match rng.below(3) {
+                0 => None,
+                1 => Some(true),
+                _ => Some(false),
+            };
+            let ts = Timestamp(1_700_000_000_000_000 + i64::from(i) * 1_000);
+            let p = packet::Packet {
+                ts,
+                src_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                dst_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+                src_port: 40_000,
+                dst_port: 443,
+                transport,
+                payload: &payload,
+                payload_len,
+                tcp_flags: Default::default(),
+                random_head,
+                tunnel: None,
+            };
+            // The live path of a flow's first packet: a block in its
+            // initial state, step 2, step 3.
+            let mut live = OpenState::default();
+            live.func.count(&p, method.known, &method.tests);
+            let OpenState { dirs, rhythm, .. } = &mut live;
+            dirs[direction.index()].observe(Message::of(&p), 1, rhythm, &method);
+            let mut counters = FlowCounters {
+                first_seen: ts,
+                last_seen: ts,
+                packets: [0; 2],
+                payload_bytes: [0; 2],
+            };
+            counters.packets[direction.index()] = 1;
+            counters.payload_bytes[direction.index()] = u64::from(payload_len);
+            let Some(m) = FirstMessage::of_quiet(&live, &p, direction, &counters) else {
+                continue;
+            };
+            kept += 1;
+            with_message += usize::from(m.payload_len > 0);
+            let mut replayed = OpenState::default();
+            m.replay(transport, &method, &mut replayed);
+            assert_eq!(replayed, live, "message {i}: {p:?}");
+            // A second message, or an earlier one, and the form is refused.
+            counters.payload_bytes[1 - direction.index()] = 1;
+            assert!(FirstMessage::of_quiet(&live, &p, direction, &counters).is_none());
+        }
+        // One message decides nothing: every flow takes the form.
+        assert_eq!(kept, 20_000);
+        assert!(with_message > 15_000, "{with_message}");
+    }
+
+    /// A flow with a verdict (an endpoint's) keeps its block.
+    #[test]
+    fn a_flow_with_a_verdict_keeps_its_block() {
+        let method = Method::new(Model::default_model().expect("the shipped model loads"));
+        let payload = [0u8; 8];
+        let p = packet::Packet {
+            ts: Timestamp(1),
+            src_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            dst_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            src_port: 1,
+            dst_port: 2,
+            transport: Transport::Udp,
+            payload: &payload,
+            payload_len: 8,
+            tcp_flags: Default::default(),
+            random_head: None,
+            tunnel: None,
+        };
+        let mut open = OpenState::default();
+        let OpenState { dirs, rhythm, .. } = &mut open;
+        dirs[0].observe(Message::of(&p), 1, rhythm, &method);
+        let counters = FlowCounters {
+            first_seen: Timestamp(1),
+            last_seen: Timestamp(1),
+            packets: [1, 0],
+            payload_bytes: [8, 0],
+        };
+        assert!(FirstMessage::of_quiet(&open, &p, Direction::Forward, &counters).is_some());
+        open.verdict.label = Label::Skype;
+        assert!(FirstMessage::of_quiet(&open, &p, Direction::Forward, &counters).is_none());
+        open.verdict = Verdict::default();
+        open.revised_from = Some(Label::Skype);
+        assert!(FirstMessage::of_quiet(&open, &p, Direction::Forward, &counters).is_none());
+    }
 }

@@ -538,10 +538,12 @@ mod number {
     use serde_json::ser::{CompactFormatter, Formatter};
     use std::io;
 
+    #[inline]
     pub fn u64(out: &mut Vec<u8>, v: u64) -> io::Result<()> {
         CompactFormatter.write_u64(out, v)
     }
 
+    #[inline]
     pub fn f64(out: &mut Vec<u8>, v: f64) -> io::Result<()> {
         if v.is_finite() {
             CompactFormatter.write_f64(out, v)
@@ -564,6 +566,7 @@ mod number {
 
     /// [`f32_hundredths`] of `v` whose hundredths `k` are known
     /// (`v == k as f32 / 100.0`, below 6,553,600), or None.
+    #[inline]
     pub fn f32_hundredths_known(out: &mut Vec<u8>, v: f32, k: Option<u32>) -> io::Result<()> {
         {
             if let Some(k) = k {
@@ -603,12 +606,14 @@ macro_rules! key {
 
 /// A string that needs no escaping (the record's own names and
 /// addresses), quoted.
+#[inline]
 fn plain(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
 }
 
+#[inline]
 fn opt_plain(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => plain(out, s),
