@@ -94,14 +94,28 @@ impl From<&DirectionRecord> for DirectionJson {
     fn from(d: &DirectionRecord) -> Self {
         // Rounded to hundredths: the integer, and the value from it (the
         // divisions independent of each other, unlike a writer's check).
+        let round = |c: f32| {
+            let r = (c * 100.0).round();
+            let k = if r.is_sign_positive() && r < 6_553_600.0 {
+                r as u32
+            } else {
+                NOT_HUNDREDTHS
+            };
+            (r / 100.0, k)
+        };
         let mut chi2 = d.evidence.chi2;
         let mut chi2_hundredths = [NOT_HUNDREDTHS; 16];
-        for (c, k) in chi2.iter_mut().zip(chi2_hundredths.iter_mut()) {
-            let r = (*c * 100.0).round();
-            if r.is_sign_positive() && r < 6_553_600.0 {
-                *k = r as u32;
+        let first = chi2[0].to_bits();
+        if chi2.iter().all(|c| c.to_bits() == first) {
+            // One value in every group (a direction of no or one sample):
+            // rounded once.
+            let (c, k) = round(chi2[0]);
+            chi2 = [c; 16];
+            chi2_hundredths = [k; 16];
+        } else {
+            for (c, k) in chi2.iter_mut().zip(chi2_hundredths.iter_mut()) {
+                (*c, *k) = round(*c);
             }
-            *c = r / 100.0;
         }
         DirectionJson {
             packets: d.packets,
@@ -671,12 +685,13 @@ fn direction_json(out: &mut Vec<u8>, d: &DirectionJson) -> io::Result<()> {
     plain(out, d.csc_class);
     key!(out, false, "chi2");
     out.push(b'[');
-    for (i, (c, k)) in d.chi2.iter().zip(&d.chi2_hundredths).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        number::f32_hundredths_known(out, *c, known(*k))?;
-    }
+    chi2_values(
+        out,
+        &d.chi2,
+        &d.chi2_hundredths,
+        b',',
+        number::f32_hundredths_known,
+    )?;
     out.push(b']');
     key!(out, false, "window_sampled");
     number::u64(out, u64::from(d.window_sampled))?;
@@ -963,11 +978,35 @@ fn tenths_known(out: &mut Vec<u8>, x: f32, k: Option<u32>) -> io::Result<()> {
 }
 
 fn csv_chi2(out: &mut Vec<u8>, c: &[f32; 16], k: &[u32; 16]) -> io::Result<()> {
+    chi2_values(out, c, k, b' ', tenths_known)
+}
+
+/// The 16 chi-square values `c` (with their hundredths `k`), `sep` between
+/// them, each as `write` puts it. One value in every group (a direction of
+/// no sample or one) is written once and copied.
+#[inline]
+fn chi2_values(
+    out: &mut Vec<u8>,
+    c: &[f32; 16],
+    k: &[u32; 16],
+    sep: u8,
+    write: fn(&mut Vec<u8>, f32, Option<u32>) -> io::Result<()>,
+) -> io::Result<()> {
+    if k.iter().all(|&x| x == k[0]) && c.iter().all(|x| x.to_bits() == c[0].to_bits()) {
+        let start = out.len();
+        write(out, c[0], known(k[0]))?;
+        let end = out.len();
+        for _ in 1..c.len() {
+            out.push(sep);
+            out.extend_from_within(start..end);
+        }
+        return Ok(());
+    }
     for (i, (x, k)) in c.iter().zip(k).enumerate() {
         if i > 0 {
-            out.push(b' ');
+            out.push(sep);
         }
-        tenths_known(out, *x, known(*k))?;
+        write(out, *x, known(*k))?;
     }
     Ok(())
 }
@@ -1295,6 +1334,52 @@ mod tests {
         d.evidence.chi2 = [f32::NAN; 16];
         let j = DirectionJson::from(&d);
         assert!(j.chi2_hundredths.iter().all(|k| *k == NOT_HUNDREDTHS));
+    }
+
+    /// A direction whose 16 values are one value (no sample, one sample,
+    /// or any constant) is written once and copied: the text of writing
+    /// each, in both formats, and the hundredths of rounding each.
+    #[test]
+    fn one_value_in_every_group_is_written_as_each() {
+        for v in [
+            0.0f32,
+            -0.0,
+            15.0,
+            15.004,
+            0.125,
+            65535.99,
+            7e6,
+            1e30,
+            f32::NAN,
+            f32::INFINITY,
+        ] {
+            let mut d = DirectionRecord::default();
+            d.evidence.chi2 = [v; 16];
+            let j = DirectionJson::from(&d);
+            // Rounding each value on its own gives the same.
+            let mut other = d;
+            other.evidence.chi2[15] = 1.0;
+            let each = DirectionJson::from(&other);
+            for g in 0..15 {
+                assert_eq!(j.chi2[g].to_bits(), each.chi2[g].to_bits(), "{v}");
+                assert_eq!(j.chi2_hundredths[g], each.chi2_hundredths[g], "{v}");
+            }
+            type Write = fn(&mut Vec<u8>, f32, Option<u32>) -> io::Result<()>;
+            let writers: [(u8, Write); 2] =
+                [(b',', number::f32_hundredths_known), (b' ', tenths_known)];
+            for (sep, write) in writers {
+                let mut once = Vec::new();
+                chi2_values(&mut once, &j.chi2, &j.chi2_hundredths, sep, write).unwrap();
+                let mut each = Vec::new();
+                for (g, (c, k)) in j.chi2.iter().zip(&j.chi2_hundredths).enumerate() {
+                    if g > 0 {
+                        each.push(sep);
+                    }
+                    write(&mut each, *c, known(*k)).unwrap();
+                }
+                assert_eq!(once, each, "{v}");
+            }
+        }
     }
 
     #[test]
