@@ -649,7 +649,7 @@ pub struct FlowMemory {
     /// An undecided flow: table slot and index entry plus its features.
     pub undecided: usize,
     /// A flow of at most one message so far: slot and index entry, the
-    /// message kept in the slot ([`FirstMessage`]); its features get a
+    /// message kept in the slot; its features get a
     /// block at its second message.
     pub one_message: usize,
     /// A flow with a final verdict: slot and index entry (its features are
