@@ -2011,22 +2011,8 @@ fn apply_endpoint(rec: &mut FlowRecord, cfg: &crate::config::EndpointConfig) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::Rng;
     use std::net::{IpAddr, Ipv4Addr};
-
-    /// A small deterministic generator (xorshift64*).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
 
     /// Kept in its first-message form, a flow's one message replays to
     /// the block it left, every field (features, tests' states, counts of
@@ -2037,7 +2023,7 @@ mod tests {
     fn a_first_message_replays_to_the_block_it_left() {
         let method = Method::new(Model::default_model().expect("the shipped model loads"));
         let known = method.config.dft.func_known.clone();
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
         let (mut kept, mut with_message) = (0, 0);
         for i in 0..20_000u32 {
             let transport = if rng.below(2) == 0 {
@@ -2046,7 +2032,7 @@ mod tests {
                 Transport::Tcp
             };
             let captured = rng.below(24) as usize;
-            let mut payload: Vec<u8> = (0..captured).map(|_| rng.next() as u8).collect();
+            let mut payload: Vec<u8> = (0..captured).map(|_| rng.next_u64() as u8).collect();
             match rng.below(3) {
                 0 => payload.iter_mut().for_each(|b| *b &= 0x0F),
                 1 if captured > 2 && !known.is_empty() => {
