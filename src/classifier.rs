@@ -144,6 +144,19 @@ impl DirState {
         true
     }
 
+    /// Whether this direction may decide ([`verdict::direction_may_decide`]).
+    #[inline]
+    fn may_decide(&self, config: &MethodConfig) -> bool {
+        verdict::direction_may_decide(
+            &self.groups,
+            self.header.func_contradicted,
+            self.header.prefix_contradicted,
+            self.nbc.decision,
+            self.features.sampled_total,
+            config,
+        )
+    }
+
     /// The chi-square signature that holds (without the header check).
     fn csc_class(&self, transport: Transport, config: &MethodConfig) -> csc::CscClass {
         verdict::signatures(transport)
@@ -297,37 +310,70 @@ impl StatePool {
 }
 
 /// The state of an open flow whose verdict is not final: its features,
-/// kept out of line and released when the verdict becomes final.
+/// kept out of line and released when the verdict becomes final. What
+/// every packet of the flow reads (the verdict, step 2's counts, whether a
+/// direction may decide) comes first, before the directions' blocks: a
+/// packet touches that head and its own direction's block, not the other
+/// direction's.
+#[repr(C)]
 #[derive(Debug, Clone, Default, PartialEq)]
 struct OpenState {
-    dirs: [DirState; 2],
-    /// The rhythm test over both directions' windows.
-    rhythm: NbcScore,
     /// The verdict so far: the flow's own Skype verdict while it is being
     /// confirmed, an endpoint's while the flow's own evidence is pending,
     /// or undecided.
     verdict: Verdict,
+    /// The rhythm test over both directions' windows.
+    rhythm: NbcScore,
+    func: FlowAgreement,
     /// The verdict that a later one revised, if one did.
     revised_from: Option<Label>,
-    func: FlowAgreement,
+    /// Whether each direction may decide
+    /// ([`verdict::direction_may_decide`] of its state), updated with the
+    /// direction's state ([`OpenState::observe`]).
+    dir_may_decide: [bool; 2],
+    dirs: [DirState; 2],
 }
 
 impl OpenState {
+    /// Step 3 for a message of direction `d` ([`DirState::observe`]), and
+    /// whether that direction may decide now. Returns whether its evidence
+    /// changed.
+    #[inline]
+    fn observe(
+        &mut self,
+        d: Direction,
+        m: Message<'_>,
+        flow_packets: u64,
+        method: &Method,
+    ) -> bool {
+        let OpenState {
+            dirs,
+            rhythm,
+            dir_may_decide,
+            ..
+        } = self;
+        let dir = &mut dirs[d.index()];
+        let changed = dir.observe(m, flow_packets, rhythm, method);
+        if changed {
+            dir_may_decide[d.index()] = dir.may_decide(&method.config);
+        }
+        changed
+    }
+
     /// Whether judging the flow could give anything but
     /// [`verdict::undecided_judgement`] ([`verdict::direction_may_decide`]).
+    /// Reads the head only: each direction's answer is kept as its state
+    /// changes.
     #[inline]
     fn may_decide(&self, config: &MethodConfig) -> bool {
-        self.rhythm.decision == NbcDecision::Other
-            || self.dirs.iter().any(|d| {
-                verdict::direction_may_decide(
-                    &d.groups,
-                    d.header.func_contradicted,
-                    d.header.prefix_contradicted,
-                    d.nbc.decision,
-                    d.features.sampled_total,
-                    config,
-                )
-            })
+        debug_assert!(
+            self.dirs
+                .iter()
+                .zip(self.dir_may_decide)
+                .all(|(d, kept)| kept == d.may_decide(config)),
+            "a direction's kept answer is stale"
+        );
+        self.rhythm.decision == NbcDecision::Other || self.dir_may_decide.iter().any(|&b| b)
     }
 
     /// The flow's evidence; the chi2 values when `chi2`.
@@ -505,9 +551,13 @@ impl FirstMessage {
         if self.payload_len == 0 {
             return;
         }
-        let d = usize::from(self.bits & FIRST_BACKWARD != 0);
-        let OpenState { dirs, rhythm, .. } = open;
-        dirs[d].observe(
+        let d = if self.bits & FIRST_BACKWARD != 0 {
+            Direction::Backward
+        } else {
+            Direction::Forward
+        };
+        open.observe(
+            d,
             Message {
                 ts: self.ts,
                 transport,
@@ -515,7 +565,6 @@ impl FirstMessage {
                 payload_len: self.payload_len,
             },
             1,
-            rhythm,
             method,
         );
     }
@@ -1195,11 +1244,8 @@ impl Classifier {
     pub fn push_burst(&mut self, frames: &[RawPacket<'_>]) -> u64 {
         let mut skipped = 0;
         for group in frames.chunks(BURST_GROUP) {
-            // Decode, hash and prefetch the index entries; then read the
-            // index and prefetch the slots; then read the slots and
-            // prefetch the features; then account the packets. Each stage
-            // works on the whole group, so the memory reads of one stage
-            // have the others' work to arrive behind.
+            // Decode, hash and prefetch the index entries; then the later
+            // stages ([`Classifier::push_group`]).
             let mut decoded = [None; BURST_GROUP];
             for (raw, d) in group.iter().zip(decoded.iter_mut()) {
                 self.stats.frames += 1;
@@ -1215,27 +1261,60 @@ impl Classifier {
                     }
                 }
             }
-            let mut slots = [None; BURST_GROUP];
-            for (d, s) in decoded.iter().zip(slots.iter_mut()) {
-                if let Some((_, lookup)) = d {
-                    *s = self.table.prefetch_slot(lookup);
-                }
-            }
-            for (d, s) in decoded.iter().zip(slots.iter()) {
-                if let (Some((_, lookup)), Some(slot)) = (d, s) {
-                    if let Some((FlowState(StateInner::Open(open)), direction)) =
-                        self.table.state_at(*slot, lookup)
-                    {
-                        let d = &open.dirs[direction.index()];
-                        crate::flow::prefetch_lines(d, std::mem::size_of::<DirState>());
-                    }
-                }
-            }
-            for (p, lookup) in decoded.iter().flatten() {
-                self.push_decoded(p, lookup);
-            }
+            self.push_group(&decoded);
         }
         skipped
+    }
+
+    /// The later stages of a burst's group, its packets decoded and their
+    /// index entries prefetched: read the index and prefetch the slots;
+    /// then read the slots and prefetch the features and the endpoints;
+    /// then account the packets. Each stage works on the whole group, so
+    /// the memory reads of one stage have the others' work to arrive
+    /// behind.
+    #[inline]
+    fn push_group(&mut self, decoded: &[Option<(packet::Packet<'_>, FlowLookup)>; BURST_GROUP]) {
+        let mut slots = [None; BURST_GROUP];
+        for (d, s) in decoded.iter().zip(slots.iter_mut()) {
+            if let Some((_, lookup)) = d {
+                *s = self.table.prefetch_slot(lookup);
+            }
+        }
+        let endpoint = &self.method.config.endpoint;
+        for (d, s) in decoded.iter().zip(slots.iter()) {
+            let Some((p, lookup)) = d else {
+                continue;
+            };
+            // Packets already counted in the flow, this direction (none
+            // for a new flow).
+            let mut before = 0;
+            if let Some((state, direction, counters)) =
+                s.and_then(|slot| self.table.entry_at(slot, lookup))
+            {
+                before = counters.packets[direction.index()];
+                if let FlowState(StateInner::Open(open)) = state {
+                    // The head every packet reads, and its direction's
+                    // block.
+                    crate::flow::prefetch_lines(&**open, std::mem::offset_of!(OpenState, dirs));
+                    let d = &open.dirs[direction.index()];
+                    crate::flow::prefetch_lines(d, std::mem::size_of::<DirState>());
+                }
+            }
+            // A message step 5 will give to its two endpoints: their
+            // entries read now, their states prefetched.
+            if endpoint.enabled
+                && p.transport == Transport::Udp
+                && p.payload.len() >= 3
+                && before < endpoint.max_messages_per_flow
+            {
+                let (a, b) = packet_endpoints(p);
+                self.endpoints.prefetch(&a);
+                self.endpoints.prefetch(&b);
+            }
+        }
+        for (p, lookup) in decoded.iter().flatten() {
+            self.push_decoded(p, lookup);
+        }
     }
 
     /// Pushes a packet that a reader decoded ([`PacketRecord::of`]), with
@@ -1561,9 +1640,7 @@ fn judge_packet(
     };
     let config = &method.config;
     let transport = p.transport;
-    let OpenState { dirs, rhythm, .. } = &mut **open;
-    let changed =
-        dirs[direction.index()].observe(Message::of(p), counters.total_packets(), rhythm, method);
+    let changed = open.observe(direction, Message::of(p), counters.total_packets(), method);
     if !changed {
         return;
     }
@@ -2070,8 +2147,7 @@ mod tests {
             // initial state, step 2, step 3.
             let mut live = OpenState::default();
             live.func.count(&p, method.known, &method.tests);
-            let OpenState { dirs, rhythm, .. } = &mut live;
-            dirs[direction.index()].observe(Message::of(&p), 1, rhythm, &method);
+            live.observe(direction, Message::of(&p), 1, &method);
             let mut counters = FlowCounters {
                 first_seen: ts,
                 last_seen: ts,
@@ -2116,8 +2192,7 @@ mod tests {
             tunnel: None,
         };
         let mut open = OpenState::default();
-        let OpenState { dirs, rhythm, .. } = &mut open;
-        dirs[0].observe(Message::of(&p), 1, rhythm, &method);
+        open.observe(Direction::Forward, Message::of(&p), 1, &method);
         let counters = FlowCounters {
             first_seen: Timestamp(1),
             last_seen: Timestamp(1),

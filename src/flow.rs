@@ -273,6 +273,10 @@ pub(crate) fn prefetch_lines<T: ?Sized>(r: &T, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         let base = (r as *const T).cast::<i8>();
+        // From the start of the line that holds the first byte, so that
+        // the line of the last byte is reached too when `r` is not aligned.
+        let lead = base as usize % 64;
+        let (base, len) = (base.wrapping_sub(lead), len + lead);
         let mut off = 0;
         while off < len {
             // SAFETY: `_mm_prefetch` is a hint: it does not access memory in
@@ -1103,6 +1107,14 @@ impl<T> FlowTable<T> {
     /// to).
     #[inline]
     pub fn state_at(&self, i: u32, l: &FlowLookup) -> Option<(&T, Direction)> {
+        self.entry_at(i, l)
+            .map(|(state, direction, _)| (state, direction))
+    }
+
+    /// [`FlowTable::state_at`] with the flow's counters (what the packet
+    /// will add to), for prefetching what the packet will touch.
+    #[inline]
+    pub fn entry_at(&self, i: u32, l: &FlowLookup) -> Option<(&T, Direction, &FlowCounters)> {
         let s = self.slot(i)?;
         if s.key != l.key {
             return None;
@@ -1112,7 +1124,7 @@ impl<T> FlowTable<T> {
         } else {
             Direction::Backward
         };
-        Some((&s.state, direction))
+        Some((&s.state, direction, &s.counters))
     }
 
     /// [`FlowTable::update`] with the packet's lookup already made (by
