@@ -1522,13 +1522,12 @@ impl Classifier {
         // The directions' states, when judging the flow gave them already.
         let mut states = None;
         // A flow of one message: its block as the message left it.
-        let replayed;
+        let mut replayed = None;
         let open_state = match &state.0 {
             StateInner::First(m) => {
-                let mut open = OpenState::default();
-                m.replay(key.transport, &self.method, &mut open);
-                replayed = open;
-                Some(&replayed)
+                let open = replayed.insert(OpenState::default());
+                m.replay(key.transport, &self.method, open);
+                Some(&*open)
             }
             StateInner::Open(open) => Some(&**open),
             StateInner::Final(_) => None,
