@@ -526,11 +526,9 @@ impl FirstMessage {
         }
         let mut m = FirstMessage::NONE;
         if p.payload_len > 0 {
-            let len = p.payload.len().min(crate::config::CSC_BYTES);
             m.ts = p.ts;
             m.payload_len = p.payload_len;
-            m.head[..len].copy_from_slice(&p.payload[..len]);
-            m.head_len = len as u8;
+            (m.head, m.head_len) = packet::head_of(p.payload);
             if direction == Direction::Backward {
                 m.bits |= FIRST_BACKWARD;
             }
@@ -1527,13 +1525,13 @@ impl Classifier {
             StateInner::First(m) => {
                 let open = replayed.insert(OpenState::default());
                 m.replay(key.transport, &self.method, open);
-                Some(&*open)
+                Ok(&*open)
             }
-            StateInner::Open(open) => Some(&**open),
-            StateInner::Final(_) => None,
+            StateInner::Open(open) => Ok(&**open),
+            StateInner::Final(f) => Err(f),
         };
-        let (evidence, verdict) = match (&state.0, open_state) {
-            (StateInner::Final(f), _) => {
+        let (evidence, verdict) = match open_state {
+            Err(f) => {
                 let ev = match &f.evidence {
                     Some(ev) => **ev,
                     None => {
@@ -1543,8 +1541,7 @@ impl Classifier {
                 };
                 (ev, state.verdict())
             }
-            (_, None) => (FlowEvidence::default(), state.verdict()),
-            (_, Some(open)) => {
+            Ok(open) => {
                 let ev = open.evidence(key.transport, config, true);
                 let judged = if open.may_decide(config) {
                     verdict::judge_flow(&ev, key.transport, config, false)

@@ -159,7 +159,7 @@ pub struct PacketRecord {
 /// The first [`INSPECTED_PAYLOAD_BYTES`] of a payload (zero-padded) and how
 /// many there were: a fixed-size copy in the usual case.
 #[inline(always)]
-fn head_of(payload: &[u8]) -> ([u8; INSPECTED_PAYLOAD_BYTES], u8) {
+pub(crate) fn head_of(payload: &[u8]) -> ([u8; INSPECTED_PAYLOAD_BYTES], u8) {
     let mut head = [0u8; INSPECTED_PAYLOAD_BYTES];
     match payload.first_chunk::<INSPECTED_PAYLOAD_BYTES>() {
         Some(h) => (*h, INSPECTED_PAYLOAD_BYTES as u8),
