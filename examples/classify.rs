@@ -29,13 +29,14 @@ use skype_dpi::packet::SkipReason;
 use skype_dpi::tunnel::TunnelKind;
 use skype_dpi::verdict::Label;
 
-const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--revision-window N] [--threads N] [--tunnels LIST] [--duration S] [--read-only] CAPTURE...
+const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--revision-window N] [--threads N] [--tunnels LIST] [--duration S] [--read-buffer BYTES] [--read-only] CAPTURE...
   --tunnels LIST: the tunnels to open, to classify the flows inside (all, none, or some of gtp_u,gre,vxlan,geneve,ip_in_ip,capwap; default all)
   --out FILE: write the records to FILE instead of stdout (needed by --format parquet)
   --duration S: stop a live capture after S seconds and report every flow
   --max-flows N: hold at most N flows at once (all workers together), evicting the longest idle
   --revision-window N: hold the records of at most N ended flows (default: --max-flows), so that an endpoint recognised later can still revise them; records are written as they leave it, and memory stays bounded however long the capture (one thread; --threads N holds every record to the end)
   --threads N: shard flows over N worker threads (same verdicts as one)
+  --read-buffer BYTES: read capture files BYTES at a time (default 1048576; 0: libpcap's own, the file system's block size)
   --read-only: only read the frames through libpcap (the speed floor no classifier can beat)";
 
 /// Text formats go to stdout or a file; Parquet to a file.
@@ -117,6 +118,7 @@ struct Args {
     model: Option<PathBuf>,
     max_flows: Option<usize>,
     revision_window: Option<usize>,
+    read_buffer: usize,
     tunnels: TunnelConfig,
     captures: Vec<PathBuf>,
 }
@@ -133,6 +135,7 @@ fn parse() -> Result<Args, String> {
         model: None,
         max_flows: None,
         revision_window: None,
+        read_buffer: skype_dpi::capture::FILE_READ_BUFFER,
         tunnels: TunnelConfig::default(),
         captures: Vec::new(),
     };
@@ -181,6 +184,11 @@ fn parse() -> Result<Args, String> {
                         .parse()
                         .map_err(|_| "--revision-window needs a number of records")?,
                 )
+            }
+            "--read-buffer" => {
+                a.read_buffer = value("--read-buffer")?
+                    .parse()
+                    .map_err(|_| "--read-buffer needs a number of bytes")?
             }
             "-h" | "--help" => return Err(String::new()),
             f if f.starts_with("--") => return Err(format!("unknown flag {f}")),
@@ -367,14 +375,15 @@ fn main() -> ExitCode {
     }
 
     for path in &args.captures {
-        let mut cap = match Capture::open_file(path, args.filter.as_deref()) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("classify: {e}");
-                failed = true;
-                continue;
-            }
-        };
+        let mut cap =
+            match Capture::open_file_reading(path, args.filter.as_deref(), args.read_buffer) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("classify: {e}");
+                    failed = true;
+                    continue;
+                }
+            };
         let bar = progress_bar(&mut cap, path);
         let name = cap.name().to_string();
         if args.threads <= 1 {
@@ -530,7 +539,7 @@ fn read_only(args: &Args) -> ExitCode {
     let (mut frames, mut bytes) = (0u64, 0u64);
     let mut failed = false;
     for path in &args.captures {
-        match Capture::open_file(path, args.filter.as_deref()) {
+        match Capture::open_file_reading(path, args.filter.as_deref(), args.read_buffer) {
             Ok(mut cap) => {
                 let r = cap.for_each(|raw| {
                     frames += 1;
