@@ -99,9 +99,9 @@ struct StreamBuffer(#[allow(dead_code)] Box<[u8]>);
 
 /// Makes libpcap's stream of a regular file read `bytes` at a time instead
 /// of the file system's block size, and returns the buffer it reads into
-/// (None: the stream is left as it was, for a file that is not a regular
-/// one, such as a pipe, for `bytes` no larger than the stream's own, or off
-/// glibc). libpcap has read the file's header already: glibc's `setvbuf` on
+/// (None: the stream is left as it was, for the standard input, for a file
+/// that is not a regular one, such as a pipe, for `bytes` no larger than
+/// the stream's own, or off glibc). libpcap has read the file's header already: glibc's `setvbuf` on
 /// a stream that has been read first puts the unread bytes back (it seeks
 /// the file back by them) and then reads through the new buffer, so no
 /// byte is lost or read twice; a file that cannot seek is never given one.
@@ -121,8 +121,12 @@ fn read_in_blocks(cap: &pcap::Capture<pcap::Offline>, bytes: usize) -> Option<St
             if fp.is_null() {
                 return None;
             }
+            // Not the standard input ("-"): libpcap leaves it open at the
+            // end, and it would keep a buffer the capture frees.
+            let fd = libc::fileno(fp);
             let mut st: libc::stat = std::mem::zeroed();
-            if libc::fstat(libc::fileno(fp), &mut st) != 0
+            if fd <= libc::STDERR_FILENO
+                || libc::fstat(fd, &mut st) != 0
                 || st.st_mode & libc::S_IFMT != libc::S_IFREG
             {
                 return None;

@@ -89,3 +89,43 @@ fn a_truncated_file_read_in_blocks_ends_where_libpcap_ends() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The `classify` example beside the test binaries.
+fn classify_example() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    profile_dir.join("examples").join("classify")
+}
+
+#[test]
+fn the_standard_input_reads_as_the_file_does() {
+    let path = captures().last().unwrap().clone();
+    let run = |stdin_file: bool| {
+        let mut cmd = std::process::Command::new(classify_example());
+        cmd.args(["--format", "jsonl"]);
+        if stdin_file {
+            cmd.arg("-").stdin(std::fs::File::open(&path).unwrap());
+        } else {
+            cmd.arg(&path);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Each record without its capture's name.
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("capture");
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    let from_file = run(false);
+    assert!(!from_file.is_empty());
+    assert_eq!(run(true), from_file);
+}

@@ -9,8 +9,10 @@
 # heavy-tailed sizes, mean about 20 packets, two flows in three of one or
 # two packets, random payloads, UDP and TCP; about 2.7 million frames for
 # 133,000 flows) and floods of one-message UDP flows (`synth --mix flood`).
-# Each round times, back to back from the page cache: libpcap's read floor
-# (`classify --read-only`), `classify --format jsonl` and `--format csv`
+# Each round times, back to back from the page cache: the read floor
+# (`classify --read-only`: libpcap reading the file in the blocks classify
+# uses), libpcap reading it in its own 4 KiB blocks (`--read-buffer 0`, a
+# yardstick), `classify --format jsonl` and `--format csv`
 # to /dev/null on the mix, and `classify --format jsonl --max-flows 100000`
 # on each flood, with peak memory. The summary gives the best of the
 # rounds and each run's rate as a share of the floor's.
@@ -48,6 +50,7 @@ rounds=${ROUNDS:-3}
 for round in $(seq "$rounds"); do
   echo "round $round:"
   run "mix: read-only (floor)" "$mix" "$bin" --read-only
+  run "mix: read-only, libpcap's 4 KiB reads" "$mix" "$bin" --read-only --read-buffer 0
   run "mix: classify --format jsonl" "$mix" "$bin" --format jsonl
   run "mix: classify --format csv" "$mix" "$bin" --format csv
   [ -z "$ndpi" ] || run "mix: ndpiReader -q" "$mix" "$ndpi" -q -i
@@ -59,7 +62,7 @@ for round in $(seq "$rounds"); do
 done
 echo "best of $rounds rounds (rate as a share of the floor's rate on the same capture; peak memory of the last round):"
 fl=${best["mix: read-only (floor)"]}
-for key in "mix: read-only (floor)" "mix: classify --format jsonl" "mix: classify --format csv" ${ndpi:+"mix: ndpiReader -q"}; do
+for key in "mix: read-only (floor)" "mix: read-only, libpcap's 4 KiB reads" "mix: classify --format jsonl" "mix: classify --format csv" ${ndpi:+"mix: ndpiReader -q"}; do
   awk -v k="$key" -v s="${best[$key]}" -v fl="$fl" -v f="${frames_of[mix]}" -v r="${rss_of[$key]}" \
     'BEGIN { printf "%-44s %8.2f s %10.0f frames/s  %.3f of the floor  %7.1f MiB\n", k, s, f/s, fl/s, r/1024 }'
 done
