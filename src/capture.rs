@@ -88,7 +88,7 @@ fn leave_stream_unlocked(cap: &pcap::Capture<pcap::Offline>) {
 /// 4 KiB on ext4, so that reading costs a `read` system call every few
 /// frames, and the calls' own cost, not the copy, was a third of the read
 /// floor; with 1 MiB the floor of a 1.4 GB link mix went from 0.40 s to
-/// 0.25 s, and 64 KiB or 256 KiB read a few percent slower: `README.md`'s
+/// 0.26 s, and 64 KiB or 256 KiB read a few percent slower: `README.md`'s
 /// Performance, "2026-12-04, reading in larger blocks").
 pub const FILE_READ_BUFFER: usize = 1 << 20;
 
