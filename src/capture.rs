@@ -83,8 +83,8 @@ fn leave_stream_unlocked(cap: &pcap::Capture<pcap::Offline>) {
     let _ = cap;
 }
 
-/// The stdio buffer libpcap reads a capture file through, when the file is
-/// larger (project: glibc gives a file stream the file system's block size,
+/// The stdio buffer libpcap reads a capture file through (the file's size,
+/// rounded up to a page, when that is smaller) (project: glibc gives a file stream the file system's block size,
 /// 4 KiB on ext4, so that reading costs a `read` system call every few
 /// frames, and the calls' own cost, not the copy, was a third of the read
 /// floor; with 1 MiB the floor of a 1.4 GB link mix went from 0.40 s to

@@ -552,9 +552,18 @@ mod number {
     use serde_json::ser::{CompactFormatter, Formatter};
     use std::io;
 
+    /// `v` as serde_json writes it: below 10^8 (the records' counts, ports
+    /// and packet numbers), as one 8-byte word cut back to its digits
+    /// ([`super::digits_word`]); beyond, through serde_json.
     #[inline]
     pub fn u64(out: &mut Vec<u8>, v: u64) -> io::Result<()> {
-        CompactFormatter.write_u64(out, v)
+        match u32::try_from(v) {
+            Ok(small) if small < 100_000_000 => {
+                super::digits_word(out, small);
+                Ok(())
+            }
+            _ => CompactFormatter.write_u64(out, v),
+        }
     }
 
     #[inline]
@@ -879,6 +888,23 @@ fn csv_opt(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
+/// The decimal digits of `v` (below 10^8, at most 8 digits), appended as
+/// one 8-byte word and cut back to their count, as [`decimal_word`] does.
+#[inline]
+fn digits_word(out: &mut Vec<u8>, v: u32) {
+    debug_assert!(v < 100_000_000);
+    let digits = v.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut word = 0u64;
+    let mut x = v;
+    for i in (0..digits).rev() {
+        word |= u64::from(b'0' + (x % 10) as u8) << (8 * i);
+        x /= 10;
+    }
+    let end = out.len() + digits;
+    out.extend_from_slice(&word.to_le_bytes());
+    out.truncate(end);
+}
+
 /// `int.frac` with `frac` written in `frac_digits` digits (`int` below
 /// 100,000, `int` and the point and the digits at most 8 bytes): the
 /// length first, then the bytes in one register, little end first,
@@ -1186,6 +1212,33 @@ pub fn reference_csv_line(capture: &str, r: &FlowRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_are_serde_jsons() {
+        let mut values = vec![0u64, u64::MAX, u64::from(u32::MAX)];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1]);
+            p = next;
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x % 200_000_000);
+            values.push(x >> (x % 64));
+        }
+        for v in values {
+            let mut out = b"x".to_vec();
+            number::u64(&mut out, v).unwrap();
+            assert_eq!(
+                &out[1..],
+                serde_json::to_string(&v).unwrap().as_bytes(),
+                "{v}"
+            );
+        }
+    }
 
     #[test]
     fn fixed_six_decimals_match_format() {
