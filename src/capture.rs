@@ -51,6 +51,18 @@ pub enum CaptureError {
     },
 }
 
+/// libpcap's stdio stream of an offline capture (`pcap_file`), or None.
+#[cfg(unix)]
+fn stream_of(cap: &pcap::Capture<pcap::Offline>) -> Option<*mut libc::FILE> {
+    extern "C" {
+        fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
+    }
+    // SAFETY: `as_ptr` is the live handle `cap` owns; `pcap_file` only
+    // returns its stream (null for a handle without one).
+    let fp = unsafe { pcap_file(cap.as_ptr().cast()) };
+    (!fp.is_null()).then_some(fp)
+}
+
 /// Reading a file, libpcap calls `fread` twice a frame, and once the process
 /// has a second thread glibc locks and unlocks the stream on every call (a
 /// tenth of the read floor's time on 10M frames, `README.md`'s
@@ -62,19 +74,16 @@ fn leave_stream_unlocked(cap: &pcap::Capture<pcap::Offline>) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         extern "C" {
-            fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
             fn __fsetlocking(fp: *mut libc::FILE, kind: libc::c_int) -> libc::c_int;
         }
         /// `FSETLOCKING_BYCALLER` of glibc's `<stdio_ext.h>`.
         const FSETLOCKING_BYCALLER: libc::c_int = 2;
-        // SAFETY: `as_ptr` is the live handle `cap` owns; `pcap_file` only
-        // returns its stream (null for a handle without one), and
-        // `__fsetlocking` only sets the stream's locking mode. Nothing
-        // reads the stream but this handle's reads, which are serialised
-        // as above.
-        unsafe {
-            let fp = pcap_file(cap.as_ptr().cast());
-            if !fp.is_null() {
+        if let Some(fp) = stream_of(cap) {
+            // SAFETY: `fp` is the live stream of the handle `cap` owns;
+            // `__fsetlocking` only sets its locking mode. Nothing reads the
+            // stream but this handle's reads, which are serialised as
+            // above.
+            unsafe {
                 __fsetlocking(fp, FSETLOCKING_BYCALLER);
             }
         }
@@ -83,13 +92,14 @@ fn leave_stream_unlocked(cap: &pcap::Capture<pcap::Offline>) {
     let _ = cap;
 }
 
-/// The stdio buffer libpcap reads a capture file through (the file's size,
-/// rounded up to a page, when that is smaller) (project: glibc gives a file stream the file system's block size,
-/// 4 KiB on ext4, so that reading costs a `read` system call every few
-/// frames, and the calls' own cost, not the copy, was a third of the read
-/// floor; with 1 MiB the floor of a 1.4 GB link mix went from 0.40 s to
-/// 0.26 s, and 64 KiB or 256 KiB read a few percent slower: `README.md`'s
-/// Performance, "2026-12-04, reading in larger blocks").
+/// The stdio buffer libpcap reads a capture file through, or the file's
+/// size rounded up to a page when that is smaller (project: glibc gives a
+/// file stream the file system's block size, 4 KiB on ext4, so that
+/// reading made a `read` system call every few frames, and the calls' own
+/// cost, not the copy, was a third of the read floor; with 1 MiB the floor
+/// of a 1.4 GB link mix went from 0.40 s to 0.26 s, and 64 KiB or 256 KiB
+/// read a few percent slower: `README.md`'s Performance, "2026-12-04,
+/// reading in larger blocks").
 pub const FILE_READ_BUFFER: usize = 1 << 20;
 
 /// A buffer handed to libpcap's file stream ([`read_in_blocks`]): kept
@@ -98,29 +108,23 @@ pub const FILE_READ_BUFFER: usize = 1 << 20;
 struct StreamBuffer(#[allow(dead_code)] Box<[u8]>);
 
 /// Makes libpcap's stream of a regular file read `bytes` at a time instead
-/// of the file system's block size, and returns the buffer it reads into
-/// (None: the stream is left as it was, for the standard input, for a file
-/// that is not a regular one, such as a pipe, for `bytes` no larger than
-/// the stream's own, or off glibc). libpcap has read the file's header already: glibc's `setvbuf` on
-/// a stream that has been read first puts the unread bytes back (it seeks
-/// the file back by them) and then reads through the new buffer, so no
-/// byte is lost or read twice; a file that cannot seek is never given one.
+/// of the file system's block size, and returns the buffer it reads into.
+/// None leaves the stream as it was: for the standard input, a file that
+/// is not a regular one (a pipe), `bytes` no larger than the stream's own,
+/// or off glibc. libpcap has read the file's header already; glibc's
+/// `setvbuf` on a stream read from first puts the unread bytes back (it
+/// seeks the file back by them) and then reads through the new buffer, so
+/// no byte is lost or read twice, and only a file that can seek gets one.
 fn read_in_blocks(cap: &pcap::Capture<pcap::Offline>, bytes: usize) -> Option<StreamBuffer> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        extern "C" {
-            fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
-        }
-        // SAFETY: `as_ptr` is the live handle `cap` owns; `pcap_file` only
-        // returns its stream. `fstat` only reads the descriptor's status.
+        let fp = stream_of(cap)?;
+        // SAFETY: `fp` is the live stream of the handle `cap` owns.
+        // `fileno` and `fstat` only read its descriptor's status.
         // `setvbuf` is given a buffer that lives until the stream is
         // closed (the `Capture` drops its handle before the buffer), on a
         // regular file, which can seek back over what the old buffer held.
         unsafe {
-            let fp = pcap_file(cap.as_ptr().cast());
-            if fp.is_null() {
-                return None;
-            }
             // Not the standard input ("-"): libpcap leaves it open at the
             // end, and it would keep a buffer the capture frees.
             let fd = libc::fileno(fp);
@@ -156,20 +160,11 @@ fn read_in_blocks(cap: &pcap::Capture<pcap::Offline>, bytes: usize) -> Option<St
 fn file_position(cap: &pcap::Capture<pcap::Offline>) -> Option<u64> {
     #[cfg(unix)]
     {
-        extern "C" {
-            fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
-        }
-        // SAFETY: `as_ptr` is the live handle `cap` owns; `pcap_file` only
-        // returns its stream (null for a handle without one) and `ftell`
-        // only reads the stream's position. The stream is read only through
-        // this handle, by `&mut self`, never while `&self` is held here.
-        unsafe {
-            let fp = pcap_file(cap.as_ptr().cast());
-            if fp.is_null() {
-                return None;
-            }
-            u64::try_from(libc::ftell(fp)).ok()
-        }
+        let fp = stream_of(cap)?;
+        // SAFETY: `fp` is the live stream of the handle `cap` owns; `ftell`
+        // only reads its position. The stream is read only through this
+        // handle, by `&mut self`, never while `&self` is held here.
+        u64::try_from(unsafe { libc::ftell(fp) }).ok()
     }
     #[cfg(not(unix))]
     {
