@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use crate::capture::{Capture, CaptureError};
 use crate::classifier::{
-    may_be_revised, replay_and_revise, Classifier, Event, FlowRecord, MemoryUse, RunStats,
+    may_be_revised, replay_and_revise, Classifier, DecodedBurst, Event, FlowRecord, MemoryUse,
+    RunStats,
 };
 use crate::config::FlowTableConfig;
 use crate::endpoint::EndpointKey;
 use crate::flow::{FlowHasher, FlowKey};
 use crate::model::Model;
-use crate::packet::{PacketRecord, RawPacket, Timestamp};
+use crate::packet::{PacketRecord, Timestamp};
 use crate::tunnel::Tunnel;
 
 /// For tests: the frame number at which a worker of a multi-threaded run
@@ -238,58 +239,8 @@ impl RevisionWindow {
     }
 }
 
-/// Frames read from a capture, copied out of libpcap's buffer (which the
-/// next read reuses) until a burst is full.
-struct FrameBurst {
-    bytes: Vec<u8>,
-    frames: Vec<(Timestamp, u32, std::ops::Range<usize>, u32)>,
-}
-
 /// Frames per burst: a few of [`crate::classifier::BURST_GROUP`].
 const OFFLINE_BURST: usize = 4 * crate::classifier::BURST_GROUP;
-
-impl FrameBurst {
-    fn new() -> FrameBurst {
-        FrameBurst {
-            bytes: Vec::with_capacity(OFFLINE_BURST * 2048),
-            frames: Vec::with_capacity(OFFLINE_BURST),
-        }
-    }
-
-    /// Copies a frame in; true when the burst is full.
-    fn push(&mut self, raw: &RawPacket<'_>) -> bool {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(raw.data);
-        self.frames
-            .push((raw.ts, raw.link_type, start..self.bytes.len(), raw.orig_len));
-        self.frames.len() >= OFFLINE_BURST
-    }
-
-    /// Pushes the burst's frames, in order, and empties it.
-    fn flush(&mut self, c: &mut Classifier) {
-        if self.frames.is_empty() {
-            return;
-        }
-        let mut raws: [RawPacket<'_>; OFFLINE_BURST] = [RawPacket {
-            ts: Timestamp(0),
-            link_type: 0,
-            data: &[],
-            orig_len: 0,
-        }; OFFLINE_BURST];
-        let n = self.frames.len().min(OFFLINE_BURST);
-        for (r, (ts, link_type, range, orig_len)) in raws.iter_mut().zip(&self.frames) {
-            *r = RawPacket {
-                ts: *ts,
-                link_type: *link_type,
-                data: self.bytes.get(range.clone()).unwrap_or(&[]),
-                orig_len: *orig_len,
-            };
-        }
-        c.push_burst(&raws[..n]);
-        self.frames.clear();
-        self.bytes.clear();
-    }
-}
 
 /// Analyses one capture to its end, each flow's record to `sink` (which
 /// returns false to stop, when it cannot write), through a
@@ -335,11 +286,13 @@ pub fn analyze_capture_streaming(
             }
         }
     };
-    // Frames go to the classifier in bursts, as a NIC queue hands them
-    // over ([`Classifier::push_burst`]: the same events as one by one, the
-    // memory latency of one flow overlapped with the work on others; with
-    // many concurrent flows most of a packet's time is that latency).
-    let mut burst = FrameBurst::new();
+    // Frames go to the classifier in bursts ([`Classifier::push_burst`]:
+    // the same events as one by one, the memory latency of one flow
+    // overlapped with the work on others; with many concurrent flows most
+    // of a packet's time is that latency), each decoded as it is read into
+    // a [`DecodedBurst`], which keeps the payload bytes the classifiers
+    // read rather than a copy of the frame.
+    let mut burst = DecodedBurst::new(OFFLINE_BURST);
     // What the analysis holds, looked at each time the table has grown by
     // an eighth since the last look (the walks cost about eight times the peak's
     // flows in all) and at the last frame; the largest is reported.
@@ -352,8 +305,11 @@ pub fn analyze_capture_streaming(
         }
     };
     let result = cap.for_each(|raw| {
-        if burst.push(raw) {
-            burst.flush(&mut classifier);
+        // Decoded now, while the frame is in libpcap's buffer: the burst
+        // keeps what the classifiers read, not the frame.
+        let _ = classifier.decode_into(raw, &mut burst);
+        if burst.is_full() {
+            classifier.push_decoded_burst(&mut burst);
             collect(&mut classifier, &mut held, &mut go_on);
             if classifier.open_flows() >= next_look {
                 look(&classifier, &held, &mut busiest);
@@ -362,7 +318,7 @@ pub fn analyze_capture_streaming(
         }
         go_on
     });
-    burst.flush(&mut classifier);
+    classifier.push_decoded_burst(&mut burst);
     collect(&mut classifier, &mut held, &mut go_on);
     look(&classifier, &held, &mut busiest);
     let (memory_at_peak, window_bytes_at_peak, window_records_at_peak) = busiest;

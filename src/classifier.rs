@@ -24,7 +24,9 @@
 use std::borrow::BorrowMut;
 use std::collections::HashMap;
 
-use crate::config::{FlowTableConfig, MethodConfig, TunnelConfig, CSC_GROUPS};
+use crate::config::{
+    FlowTableConfig, MethodConfig, TunnelConfig, CSC_BYTES, CSC_GROUPS, TCP_FIRST_PAYLOAD_BYTES,
+};
 use crate::csc::{self, CscState, GroupTests, SignatureState};
 use crate::dft::{self, HeaderState};
 use crate::endpoint::{EndpointKey, EndpointTable};
@@ -1048,6 +1050,86 @@ const _: () = {
 /// accounting them.
 pub const BURST_GROUP: usize = 16;
 
+/// Frames decoded as they are read, for a reader whose buffer the next
+/// read reuses (libpcap's): a frame leaves its decoded packet and the first
+/// bytes of its payload that the classifiers read ([`CSC_BYTES`]; of a TCP
+/// payload [`TCP_FIRST_PAYLOAD_BYTES`], what the test of a first message's
+/// randomness reads), instead of a copy of the frame.
+/// [`Classifier::decode_into`] fills it and
+/// [`Classifier::push_decoded_burst`] pushes and empties it: the events are
+/// those of pushing the frames one by one.
+#[derive(Debug, Clone)]
+pub struct DecodedBurst {
+    /// The packets, their payload left out.
+    packets: Vec<packet::Packet<'static>>,
+    /// Each packet's kept payload bytes in `heads`: start and length.
+    kept: Vec<(u32, u8)>,
+    heads: Vec<u8>,
+    /// Frames decoded into it, skipped ones included.
+    frames: usize,
+    capacity: usize,
+}
+
+const _: () = assert!(TCP_FIRST_PAYLOAD_BYTES <= u8::MAX as usize);
+
+impl DecodedBurst {
+    /// A burst that is full after `capacity` frames (at least one).
+    pub fn new(capacity: usize) -> DecodedBurst {
+        let capacity = capacity.max(1);
+        DecodedBurst {
+            packets: Vec::with_capacity(capacity),
+            kept: Vec::with_capacity(capacity),
+            heads: Vec::with_capacity(capacity * TCP_FIRST_PAYLOAD_BYTES),
+            frames: 0,
+            capacity,
+        }
+    }
+
+    /// Frames decoded into it since it was last pushed, skipped ones
+    /// included.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Whether `capacity` frames have been decoded into it.
+    pub fn is_full(&self) -> bool {
+        self.frames >= self.capacity
+    }
+
+    /// Keeps a decoded packet.
+    #[inline]
+    fn keep(&mut self, p: &packet::Packet<'_>) {
+        let most = match p.transport {
+            Transport::Tcp => TCP_FIRST_PAYLOAD_BYTES,
+            Transport::Udp => CSC_BYTES,
+        };
+        let take = &p.payload[..p.payload.len().min(most)];
+        self.kept.push((self.heads.len() as u32, take.len() as u8));
+        self.heads.extend_from_slice(take);
+        self.packets.push(p.with_payload(&[]));
+    }
+
+    /// Packet `i`, its kept payload bytes in place.
+    #[inline]
+    fn packet(&self, i: usize) -> Option<packet::Packet<'_>> {
+        let p = self.packets.get(i)?;
+        let (start, len) = self.kept.get(i).copied().unwrap_or((0, 0));
+        let start = start as usize;
+        let kept = self
+            .heads
+            .get(start..start + usize::from(len))
+            .unwrap_or(&[]);
+        Some(p.with_payload(kept))
+    }
+
+    fn clear(&mut self) {
+        self.packets.clear();
+        self.kept.clear();
+        self.heads.clear();
+        self.frames = 0;
+    }
+}
+
 /// Seconds of capture time between two idle-expiry passes.
 const EXPIRY_INTERVAL_MICROS: i64 = 1_000_000;
 
@@ -1262,6 +1344,46 @@ impl Classifier {
             self.push_group(&decoded);
         }
         skipped
+    }
+
+    /// Decodes a frame into `burst` (see [`DecodedBurst`]): counted as
+    /// pushed, its events come when the burst is pushed. Returns the skip
+    /// reason (counted now) when the frame is not a TCP/UDP packet.
+    pub fn decode_into(
+        &mut self,
+        raw: &RawPacket<'_>,
+        burst: &mut DecodedBurst,
+    ) -> Result<(), SkipReason> {
+        self.stats.frames += 1;
+        burst.frames += 1;
+        match packet::decode_with(raw, &self.tunnels) {
+            Ok(p) => {
+                burst.keep(&p);
+                Ok(())
+            }
+            Err(reason) => {
+                self.stats.skipped.add(reason);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Pushes the packets of a [`DecodedBurst`], in order, as
+    /// [`Classifier::push_burst`] pushes frames (the same events as one by
+    /// one), and empties it.
+    pub fn push_decoded_burst(&mut self, burst: &mut DecodedBurst) {
+        for start in (0..burst.packets.len()).step_by(BURST_GROUP) {
+            let mut decoded = [None; BURST_GROUP];
+            for (i, d) in (start..).zip(decoded.iter_mut()) {
+                if let Some(p) = burst.packet(i) {
+                    let lookup = self.table.lookup(&p);
+                    self.table.prefetch_index(&lookup);
+                    *d = Some((p, lookup));
+                }
+            }
+            self.push_group(&decoded);
+        }
+        burst.clear();
     }
 
     /// The later stages of a burst's group, its packets decoded and their

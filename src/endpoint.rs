@@ -32,7 +32,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::config::{EndpointConfig, MethodConfig, CSC_BYTES, CSC_GROUPS, NIBBLE_VALUES};
+use crate::config::{
+    EndpointConfig, MethodConfig, CSC_BYTES, CSC_GROUPS, NIBBLE_VALUES, TCP_FIRST_PAYLOAD_BYTES,
+};
 use crate::csc::{chi_squares, window_index, CscState, GroupTests};
 use crate::features::{FuncSet, NibbleCounts};
 use crate::packet::Timestamp;
@@ -228,7 +230,7 @@ impl<T: Hash + Eq + Copy> BoundedSet<T> {
 /// Whether a TCP flow's first payload is random from its first byte: no
 /// known protocol's framing (TLS records, text protocols such as HTTP, SMTP
 /// or SSH, BitTorrent's plaintext handshake) and no structure in the
-/// nibbles of its first 127 bytes by the sequential group test (at least 16
+/// nibbles of its first [`TCP_FIRST_PAYLOAD_BYTES`] bytes by the sequential group test (at least 16
 /// bytes). Skype's TCP is RC4 from the first byte (method.md §1).
 #[doc(hidden)]
 pub fn encrypted_from_first_byte(payload: &[u8], tests: &GroupTests) -> bool {
@@ -246,7 +248,7 @@ pub fn encrypted_from_first_byte(payload: &[u8], tests: &GroupTests) -> bool {
         return false;
     }
     let mut counts = [0u32; NIBBLE_VALUES];
-    for &b in &payload[..payload.len().min(127)] {
+    for &b in &payload[..payload.len().min(TCP_FIRST_PAYLOAD_BYTES)] {
         counts[usize::from(b & 0x0F)] += 1;
         counts[usize::from(b >> 4)] += 1;
     }

@@ -131,6 +131,28 @@ pub struct Packet<'a> {
     pub tunnel: Option<Tunnel>,
 }
 
+impl<'a> Packet<'a> {
+    /// The packet with `payload` in its place (a prefix of the captured
+    /// payload that a reader kept, for one whose buffer the next read
+    /// reuses); every other field as it is.
+    #[inline]
+    pub fn with_payload<'b>(&self, payload: &'b [u8]) -> Packet<'b> {
+        Packet {
+            ts: self.ts,
+            src_ip: self.src_ip,
+            dst_ip: self.dst_ip,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            transport: self.transport,
+            payload,
+            payload_len: self.payload_len,
+            tcp_flags: self.tcp_flags,
+            random_head: self.random_head,
+            tunnel: self.tunnel,
+        }
+    }
+}
+
 /// The most payload bytes any classifier reads from one message: the CSC's
 /// [`CSC_BYTES`](crate::config::CSC_BYTES) (the DFT's FUNC byte and prefix,
 /// and the endpoint's signature, lie within them).
