@@ -1062,9 +1062,8 @@ pub const BURST_GROUP: usize = 16;
 pub struct DecodedBurst {
     /// The packets, their payload left out.
     packets: Vec<packet::Packet<'static>>,
-    /// Each packet's kept payload bytes in `heads`: start and length.
-    kept: Vec<(u32, u8)>,
-    heads: Vec<u8>,
+    /// Each packet's kept payload bytes, and how many there are.
+    heads: Vec<([u8; TCP_FIRST_PAYLOAD_BYTES], u8)>,
     /// Frames decoded into it, skipped ones included.
     frames: usize,
     capacity: usize,
@@ -1078,8 +1077,7 @@ impl DecodedBurst {
         let capacity = capacity.max(1);
         DecodedBurst {
             packets: Vec::with_capacity(capacity),
-            kept: Vec::with_capacity(capacity),
-            heads: Vec::with_capacity(capacity * TCP_FIRST_PAYLOAD_BYTES),
+            heads: Vec::with_capacity(capacity),
             frames: 0,
             capacity,
         }
@@ -1096,16 +1094,35 @@ impl DecodedBurst {
         self.frames >= self.capacity
     }
 
-    /// Keeps a decoded packet.
+    /// Keeps a decoded packet. The usual payloads (at least as long as
+    /// what is kept) are copied in fixed sizes, without a copy call.
     #[inline]
     fn keep(&mut self, p: &packet::Packet<'_>) {
-        let most = match p.transport {
-            Transport::Tcp => TCP_FIRST_PAYLOAD_BYTES,
-            Transport::Udp => CSC_BYTES,
+        let mut head = [0u8; TCP_FIRST_PAYLOAD_BYTES];
+        let len = match (p.transport, p.payload.first_chunk::<CSC_BYTES>()) {
+            (Transport::Udp, Some(h)) => {
+                head[..CSC_BYTES].copy_from_slice(h);
+                CSC_BYTES
+            }
+            (Transport::Tcp, _) if p.payload.len() >= TCP_FIRST_PAYLOAD_BYTES => {
+                if let Some(h) = p.payload.first_chunk::<TCP_FIRST_PAYLOAD_BYTES>() {
+                    head = *h;
+                }
+                TCP_FIRST_PAYLOAD_BYTES
+            }
+            _ => {
+                let most = match p.transport {
+                    Transport::Tcp => TCP_FIRST_PAYLOAD_BYTES,
+                    Transport::Udp => CSC_BYTES,
+                };
+                let n = p.payload.len().min(most);
+                for (o, i) in head.iter_mut().zip(&p.payload[..n]) {
+                    *o = *i;
+                }
+                n
+            }
         };
-        let take = &p.payload[..p.payload.len().min(most)];
-        self.kept.push((self.heads.len() as u32, take.len() as u8));
-        self.heads.extend_from_slice(take);
+        self.heads.push((head, len as u8));
         self.packets.push(p.with_payload(&[]));
     }
 
@@ -1113,22 +1130,21 @@ impl DecodedBurst {
     #[inline]
     fn packet(&self, i: usize) -> Option<packet::Packet<'_>> {
         let p = self.packets.get(i)?;
-        let (start, len) = self.kept.get(i).copied().unwrap_or((0, 0));
-        let start = start as usize;
-        let kept = self
-            .heads
-            .get(start..start + usize::from(len))
-            .unwrap_or(&[]);
-        Some(p.with_payload(kept))
+        let (head, len) = self.heads.get(i)?;
+        Some(p.with_payload(head.get(..usize::from(*len)).unwrap_or(&[])))
     }
 
     fn clear(&mut self) {
         self.packets.clear();
-        self.kept.clear();
         self.heads.clear();
         self.frames = 0;
     }
 }
+
+/// Flows an expiry pass, or the end of a run, ends at a time before it
+/// makes their records (project: bounds what the pass holds besides the
+/// records; any size gives the same records).
+const ENDED_BATCH: usize = 256;
 
 /// Seconds of capture time between two idle-expiry passes.
 const EXPIRY_INTERVAL_MICROS: i64 = 1_000_000;
@@ -1544,11 +1560,21 @@ impl Classifier {
     /// Ends idle flows as of `now` (also done by `push` once per second of
     /// capture time).
     pub fn expire(&mut self, now: Timestamp) {
-        let mut ended = Vec::new();
-        self.table.expire(now, &mut |f| ended.push(f));
-        for f in ended {
+        while self.expire_some(now, ENDED_BATCH) == ENDED_BATCH {}
+    }
+
+    /// Ends at most `max` of the flows [`Classifier::expire`] ends (in the
+    /// same order), through the one buffer the packets' own ended flows
+    /// use: a pass that ends many flows at once (short flows going idle
+    /// together) holds a batch of them, not all. Returns the flows ended.
+    fn expire_some(&mut self, now: Timestamp, max: usize) -> usize {
+        let mut ended = std::mem::take(&mut self.ended_here);
+        let n = self.table.expire_up_to(now, max, &mut |f| ended.push(f));
+        for f in ended.drain(..) {
             self.finish(f);
         }
+        self.ended_here = ended;
+        n
     }
 
     /// Ends every open flow (end of capture): their records are in the
@@ -1562,15 +1588,7 @@ impl Classifier {
     /// [`Classifier::finish_all`] at the time `now` (a shard of a
     /// multi-threaded run ends at the capture's last packet, not its own).
     pub fn finish_all_at(&mut self, now: Timestamp) {
-        if now.0 > i64::MIN {
-            self.expire(now);
-        }
-        let mut ended = Vec::new();
-        self.table
-            .drain_up_to(now, usize::MAX, &mut |f| ended.push(f));
-        for f in ended {
-            self.finish(f);
-        }
+        while self.finish_some_at(now, ENDED_BATCH) > 0 {}
     }
 
     /// [`Classifier::finish_all`] a batch at a time: ends at most `max`
@@ -1581,16 +1599,23 @@ impl Classifier {
     /// (and their records) at once.
     pub fn finish_some(&mut self, max: usize) -> usize {
         let now = self.table.now();
-        let mut ended = Vec::new();
+        self.finish_some_at(now, max)
+    }
+
+    /// [`Classifier::finish_some`] as of `now`: the idle flows first, as
+    /// [`Classifier::expire`] ends them, then the others.
+    fn finish_some_at(&mut self, now: Timestamp, max: usize) -> usize {
         let mut n = 0;
         if now.0 > i64::MIN {
-            n += self.table.expire_up_to(now, max, &mut |f| ended.push(f));
+            n += self.expire_some(now, max);
         }
         if n < max {
+            let mut ended = std::mem::take(&mut self.ended_here);
             n += self.table.drain_up_to(now, max - n, &mut |f| ended.push(f));
-        }
-        for f in ended {
-            self.finish(f);
+            for f in ended.drain(..) {
+                self.finish(f);
+            }
+            self.ended_here = ended;
         }
         n
     }
