@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use skype_dpi::analyze::{analyze_capture_parallel, analyze_capture_streaming, analyze_live};
+use skype_dpi::analyze::{
+    analyze_capture_parallel, analyze_capture_streaming_reading, analyze_live, Reading,
+};
 use skype_dpi::capture::Capture;
 use skype_dpi::classifier::{Event, FlowRecord, MemoryUse, RunStats};
 use skype_dpi::config::{FlowTableConfig, TunnelConfig};
@@ -29,13 +31,14 @@ use skype_dpi::packet::SkipReason;
 use skype_dpi::tunnel::TunnelKind;
 use skype_dpi::verdict::Label;
 
-const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--revision-window N] [--threads N] [--tunnels LIST] [--duration S] [--read-buffer BYTES] [--read-only] CAPTURE...
+const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--revision-window N] [--threads N] [--reader-thread] [--tunnels LIST] [--duration S] [--read-buffer BYTES] [--read-only] CAPTURE...
   --tunnels LIST: the tunnels to open, to classify the flows inside (all, none, or some of gtp_u,gre,vxlan,geneve,ip_in_ip,capwap; default all)
   --out FILE: write the records to FILE instead of stdout (needed by --format parquet)
   --duration S: stop a live capture after S seconds and report every flow
   --max-flows N: hold at most N flows at once (all workers together), evicting the longest idle
   --revision-window N: hold the records of at most N ended flows (default: --max-flows), so that an endpoint recognised later can still revise them; records are written as they leave it, and memory stays bounded however long the capture (one thread; --threads N holds every record to the end)
   --threads N: shard flows over N worker threads (same verdicts as one)
+  --reader-thread: read and decode capture files on a thread of their own, ahead of the one classifier (two threads: the same records as one, byte for byte, in the same bounded memory; not with --threads N)
   --read-buffer BYTES: read capture files BYTES at a time (default 1048576; 0: libpcap's own, the file system's block size)
   --read-only: only read the frames through libpcap (the speed floor no classifier can beat)";
 
@@ -111,6 +114,7 @@ struct Args {
     duration: Option<f64>,
     read_only: bool,
     threads: usize,
+    reader_thread: bool,
     format: OutputFormat,
     out: Option<PathBuf>,
     filter: Option<String>,
@@ -128,6 +132,7 @@ fn parse() -> Result<Args, String> {
         duration: None,
         read_only: false,
         threads: 1,
+        reader_thread: false,
         format: OutputFormat::Text(Format::Table),
         out: None,
         filter: None,
@@ -157,6 +162,7 @@ fn parse() -> Result<Args, String> {
             "--interface" | "-i" => a.interface = Some(value("--interface")?),
             "--model" => a.model = Some(PathBuf::from(value("--model")?)),
             "--read-only" => a.read_only = true,
+            "--reader-thread" => a.reader_thread = true,
             "--duration" => {
                 a.duration = Some(
                     value("--duration")?
@@ -200,6 +206,9 @@ fn parse() -> Result<Args, String> {
     }
     if a.format == OutputFormat::Parquet && a.out.is_none() {
         return Err("--format parquet writes a file: give --out FILE".to_string());
+    }
+    if a.reader_thread && a.threads > 1 {
+        return Err("--reader-thread reads ahead of one classifier: leave out --threads N (whose reading thread already reads ahead of its workers)".to_string());
     }
     Ok(a)
 }
@@ -391,20 +400,25 @@ fn main() -> ExitCode {
             // is bounded by the flow table and the window.
             let window = args.revision_window.unwrap_or(table.max_flows);
             let mut write_error = None;
-            let report =
-                analyze_capture_streaming(
-                    cap,
-                    &model,
-                    table.clone(),
-                    window,
-                    &mut |r| match write(&mut out, &name, r) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            write_error = Some(e);
-                            false
-                        }
-                    },
-                );
+            let reading = if args.reader_thread {
+                Reading::OwnThread
+            } else {
+                Reading::SameThread
+            };
+            let report = analyze_capture_streaming_reading(
+                cap,
+                &model,
+                table.clone(),
+                window,
+                reading,
+                &mut |r| match write(&mut out, &name, r) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        write_error = Some(e);
+                        false
+                    }
+                },
+            );
             if let Some(b) = bar {
                 b.finish_and_clear();
             }

@@ -21,7 +21,7 @@ use crate::classifier::{
     may_be_revised, replay_and_revise, Classifier, DecodedBurst, Event, FlowRecord, MemoryUse,
     RunStats,
 };
-use crate::config::FlowTableConfig;
+use crate::config::{FlowTableConfig, TunnelConfig};
 use crate::endpoint::EndpointKey;
 use crate::flow::{FlowHasher, FlowKey};
 use crate::model::Model;
@@ -250,106 +250,290 @@ const OFFLINE_BURST: usize = 4 * crate::classifier::BURST_GROUP;
 /// [`analyze_capture_parallel`] with any number of threads, every field,
 /// as long as no record leaves the window early.
 pub fn analyze_capture_streaming(
-    mut cap: Capture,
+    cap: Capture,
     model: &Model,
     table: FlowTableConfig,
     window: usize,
     sink: &mut dyn FnMut(&FlowRecord) -> bool,
 ) -> StreamReport {
+    analyze_capture_streaming_reading(cap, model, table, window, Reading::SameThread, sink)
+}
+
+/// Where [`analyze_capture_streaming_reading`] reads and decodes the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reading {
+    /// On the calling thread, between the classifier's bursts: one thread.
+    #[default]
+    SameThread,
+    /// On a thread of its own, a few bursts ahead of the classifier, which
+    /// stays on the calling thread: two threads, the same records and
+    /// counters as one, byte for byte (the classifier gets the same bursts
+    /// in the same order), in the same bounded memory plus the bursts in
+    /// flight ([`READ_AHEAD_BURSTS`] at most, under 2 MiB). Reading and
+    /// decoding no longer add to the classifier's time. The thread is
+    /// named `skype-dpi-read`; where none can be started, the calling
+    /// thread reads.
+    OwnThread,
+}
+
+/// Bursts the reading thread of [`Reading::OwnThread`] hands over at a time.
+const HANDOVER_BURSTS: usize = 16;
+
+/// Hand-overs in flight, at most, besides the one being classified.
+const HANDOVERS_IN_FLIGHT: usize = 4;
+
+/// Bursts that [`Reading::OwnThread`] holds at most: those in flight, the
+/// one being classified and the one being filled.
+pub const READ_AHEAD_BURSTS: usize = (HANDOVERS_IN_FLIGHT + 2) * HANDOVER_BURSTS;
+
+/// [`analyze_capture_streaming`], reading as `reading` says.
+pub fn analyze_capture_streaming_reading(
+    mut cap: Capture,
+    model: &Model,
+    table: FlowTableConfig,
+    window: usize,
+    reading: Reading,
+    sink: &mut dyn FnMut(&FlowRecord) -> bool,
+) -> StreamReport {
     let start = Instant::now();
-    let mut classifier = Classifier::with_table(model.clone(), table);
-    classifier.keep_evidence_for_records(true);
-    let mut held = RevisionWindow::new(window);
-    let mut go_on = true;
-    // Ended records into the window; the one that leaves it, revised by
-    // what the endpoints know now, to the sink.
-    let mut leaving: Vec<Box<FlowRecord>> = Vec::new();
-    let mut collect = |c: &mut Classifier, held: &mut RevisionWindow, go_on: &mut bool| {
+    let mut run = StreamingRun::new(model, table, window);
+    let tunnels = run.classifier.tunnels().clone();
+    let on_own_thread = match reading {
+        Reading::OwnThread => read_on_own_thread(&mut cap, &tunnels, &mut run, sink),
+        Reading::SameThread => None,
+    };
+    let result = match on_own_thread {
+        Some(result) => result,
+        None => {
+            // Each frame decoded as it is read, while it is in libpcap's
+            // buffer: the burst keeps what the classifiers read, not the
+            // frame.
+            let mut burst = DecodedBurst::new(OFFLINE_BURST);
+            let result = cap.for_each(|raw| {
+                let _ = burst.decode(raw, &tunnels);
+                if burst.is_full() {
+                    run.push(&mut burst, sink);
+                }
+                run.go_on
+            });
+            run.last(&mut burst, sink);
+            result
+        }
+    };
+    run.end(cap.name(), result, start, sink)
+}
+
+/// The classifier's side of [`analyze_capture_streaming_reading`], whichever
+/// thread reads: the bursts pushed in order, the records through the
+/// window to the sink, the memory looked at.
+struct StreamingRun<'m> {
+    model: &'m Model,
+    classifier: Classifier,
+    held: RevisionWindow,
+    /// Records leaving the window, on their way to the sink (boxed as the
+    /// window holds them: unboxing would copy each).
+    #[allow(clippy::vec_box)]
+    leaving: Vec<Box<FlowRecord>>,
+    /// Whether the sink takes more.
+    go_on: bool,
+    /// The most the analysis held, looked at each time the table has grown
+    /// by an eighth since the last look (the walks cost about eight times
+    /// the peak's flows in all) and at the last frame: what it held, the
+    /// window's bytes and records.
+    busiest: (MemoryUse, usize, usize),
+    next_look: usize,
+}
+
+impl<'m> StreamingRun<'m> {
+    fn new(model: &'m Model, table: FlowTableConfig, window: usize) -> Self {
+        let mut classifier = Classifier::with_table(model.clone(), table);
+        classifier.keep_evidence_for_records(true);
+        StreamingRun {
+            model,
+            classifier,
+            held: RevisionWindow::new(window),
+            leaving: Vec::new(),
+            go_on: true,
+            busiest: (MemoryUse::default(), 0, 0),
+            next_look: 1024,
+        }
+    }
+
+    /// A full burst: its frames go to the classifier in groups
+    /// ([`Classifier::push_burst`]: the same events as one by one, the
+    /// memory latency of one flow overlapped with the work on others; with
+    /// many concurrent flows most of a packet's time is that latency).
+    fn push(&mut self, burst: &mut DecodedBurst, sink: &mut dyn FnMut(&FlowRecord) -> bool) {
+        self.classifier.push_decoded_burst(burst);
+        self.collect(sink);
+        if self.classifier.open_flows() >= self.next_look {
+            self.look();
+            let open = self.classifier.open_flows();
+            self.next_look = open + open / 8;
+        }
+    }
+
+    /// The last burst of the capture (not full, possibly empty).
+    fn last(&mut self, burst: &mut DecodedBurst, sink: &mut dyn FnMut(&FlowRecord) -> bool) {
+        self.classifier.push_decoded_burst(burst);
+        self.collect(sink);
+        self.look();
+    }
+
+    fn look(&mut self) {
+        let m = (
+            self.classifier.memory_use(),
+            self.held.heap_bytes(),
+            self.held.len(),
+        );
+        if m.0.total() + m.1 >= self.busiest.0.total() + self.busiest.1 {
+            self.busiest = m;
+        }
+    }
+
+    /// Ended records into the window; the ones that leave it, revised by
+    /// what the endpoints know now, to the sink.
+    fn collect(&mut self, sink: &mut dyn FnMut(&FlowRecord) -> bool) {
+        let c = &mut self.classifier;
         if !c.has_events() {
             return;
         }
         for e in c.drain_events() {
             match e {
                 Event::FlowEnded(r) => {
-                    let revisable = may_be_revised(&r, &model.config);
-                    leaving.extend(held.hold(r, revisable))
+                    let revisable = may_be_revised(&r, &self.model.config);
+                    self.leaving.extend(self.held.hold(r, revisable))
                 }
-                Event::Revised(r) => held.revise(r),
+                Event::Revised(r) => self.held.revise(r),
                 _ => {}
             }
         }
-        for mut out in leaving.drain(..) {
+        for mut out in self.leaving.drain(..) {
             c.revise(&mut out);
-            held.counts.written += 1;
-            if *go_on {
-                *go_on = sink(&out);
+            self.held.counts.written += 1;
+            if self.go_on {
+                self.go_on = sink(&out);
             }
         }
-    };
-    // Frames go to the classifier in bursts ([`Classifier::push_burst`]:
-    // the same events as one by one, the memory latency of one flow
-    // overlapped with the work on others; with many concurrent flows most
-    // of a packet's time is that latency), each decoded as it is read into
-    // a [`DecodedBurst`], which keeps the payload bytes the classifiers
-    // read rather than a copy of the frame.
-    let mut burst = DecodedBurst::new(OFFLINE_BURST);
-    // What the analysis holds, looked at each time the table has grown by
-    // an eighth since the last look (the walks cost about eight times the peak's
-    // flows in all) and at the last frame; the largest is reported.
-    let mut busiest = (MemoryUse::default(), 0usize, 0usize);
-    let mut next_look = 1024usize;
-    let look = |c: &Classifier, held: &RevisionWindow, busiest: &mut (MemoryUse, usize, usize)| {
-        let m = (c.memory_use(), held.heap_bytes(), held.len());
-        if m.0.total() + m.1 >= busiest.0.total() + busiest.1 {
-            *busiest = m;
+    }
+
+    /// The end of the capture: the flows still open end a batch at a time,
+    /// each batch's records into the window before the next (no transient
+    /// copy of the table); then the window's records, revised by every
+    /// endpoint the capture revealed, in the order of their first packet.
+    fn end(
+        mut self,
+        capture: &str,
+        result: Result<(), CaptureError>,
+        start: Instant,
+        sink: &mut dyn FnMut(&FlowRecord) -> bool,
+    ) -> StreamReport {
+        let (memory_at_peak, window_bytes_at_peak, window_records_at_peak) = self.busiest;
+        while self.classifier.finish_some(OFFLINE_BURST) > 0 {
+            self.collect(sink);
         }
-    };
-    let result = cap.for_each(|raw| {
-        // Decoded now, while the frame is in libpcap's buffer: the burst
-        // keeps what the classifiers read, not the frame.
-        let _ = classifier.decode_into(raw, &mut burst);
-        if burst.is_full() {
-            classifier.push_decoded_burst(&mut burst);
-            collect(&mut classifier, &mut held, &mut go_on);
-            if classifier.open_flows() >= next_look {
-                look(&classifier, &held, &mut busiest);
-                next_look = classifier.open_flows() + classifier.open_flows() / 8;
+        self.collect(sink);
+        let mut classifier = self.classifier;
+        let (rest, mut counts) = self.held.settle(&mut classifier);
+        let mut go_on = self.go_on;
+        for r in &rest {
+            if !go_on {
+                break;
             }
+            counts.written += 1;
+            go_on = sink(r);
         }
-        go_on
-    });
-    classifier.push_decoded_burst(&mut burst);
-    collect(&mut classifier, &mut held, &mut go_on);
-    look(&classifier, &held, &mut busiest);
-    let (memory_at_peak, window_bytes_at_peak, window_records_at_peak) = busiest;
-    // The flows still open end a batch at a time, each batch's records
-    // into the window before the next: no transient copy of the table.
-    while classifier.finish_some(OFFLINE_BURST) > 0 {
-        collect(&mut classifier, &mut held, &mut go_on);
-    }
-    collect(&mut classifier, &mut held, &mut go_on);
-    let (rest, mut counts) = held.settle(&mut classifier);
-    for r in &rest {
-        if !go_on {
-            break;
+        let mut endpoints: Vec<EndpointKey> =
+            classifier.endpoints().recognised().copied().collect();
+        endpoints.sort();
+        StreamReport {
+            capture: capture.to_string(),
+            stats: classifier.stats(),
+            error: result.err(),
+            elapsed: start.elapsed(),
+            endpoints,
+            window: counts,
+            sink_stopped: !go_on,
+            memory_at_peak,
+            window_bytes_at_peak,
+            window_records_at_peak,
         }
-        counts.written += 1;
-        go_on = sink(r);
     }
-    let mut endpoints: Vec<EndpointKey> = classifier.endpoints().recognised().copied().collect();
-    endpoints.sort();
-    StreamReport {
-        capture: cap.name().to_string(),
-        stats: classifier.stats(),
-        error: result.err(),
-        elapsed: start.elapsed(),
-        endpoints,
-        window: counts,
-        sink_stopped: !go_on,
-        memory_at_peak,
-        window_bytes_at_peak,
-        window_records_at_peak,
-    }
+}
+
+/// [`Reading::OwnThread`]: a scoped thread reads and decodes the frames
+/// into bursts and hands them over [`HANDOVER_BURSTS`] at a time through a
+/// bounded channel; this thread pushes them, in order, exactly as
+/// [`Reading::SameThread`] does, and hands the emptied bursts back. When the
+/// sink stops, the reader stops at its next frame. None when no thread
+/// could be started (nothing was read: the caller reads on its own thread).
+fn read_on_own_thread(
+    cap: &mut Capture,
+    tunnels: &TunnelConfig,
+    run: &mut StreamingRun<'_>,
+    sink: &mut dyn FnMut(&FlowRecord) -> bool,
+) -> Option<Result<(), CaptureError>> {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<DecodedBurst>>(HANDOVERS_IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<DecodedBurst>>();
+    let stop = AtomicBool::new(false);
+    let (result, mut last) = std::thread::scope(|s| {
+        let stopped = &stop;
+        let reader = std::thread::Builder::new()
+            .name("skype-dpi-read".to_string())
+            .spawn_scoped(s, move || {
+                let mut spare: Vec<DecodedBurst> = Vec::new();
+                let mut handover: Vec<DecodedBurst> = Vec::with_capacity(HANDOVER_BURSTS);
+                let mut burst = DecodedBurst::new(OFFLINE_BURST);
+                let result = cap.for_each(|raw| {
+                    let _ = burst.decode(raw, tunnels);
+                    if burst.is_full() {
+                        while let Ok(mut back) = empty_rx.try_recv() {
+                            spare.append(&mut back);
+                        }
+                        let next = spare
+                            .pop()
+                            .unwrap_or_else(|| DecodedBurst::new(OFFLINE_BURST));
+                        handover.push(std::mem::replace(&mut burst, next));
+                        if handover.len() >= HANDOVER_BURSTS {
+                            let full = std::mem::replace(
+                                &mut handover,
+                                Vec::with_capacity(HANDOVER_BURSTS),
+                            );
+                            if full_tx.send(full).is_err() {
+                                return false;
+                            }
+                        }
+                    }
+                    !stopped.load(Ordering::Relaxed)
+                });
+                if !handover.is_empty() {
+                    let _ = full_tx.send(handover);
+                }
+                drop(full_tx);
+                (result, burst)
+            });
+        // No thread to be had: nothing was read, the caller reads here.
+        let Ok(reader) = reader else {
+            return None;
+        };
+        for mut handover in full_rx {
+            for burst in handover.iter_mut() {
+                run.push(burst, sink);
+            }
+            if !run.go_on {
+                stop.store(true, Ordering::Relaxed);
+            }
+            let _ = empty_tx.send(handover);
+        }
+        match reader.join() {
+            Ok(done) => Some(done),
+            Err(cause) => std::panic::resume_unwind(cause),
+        }
+    })?;
+    run.last(&mut last, sink);
+    Some(result)
 }
 
 /// The end of a multi-threaded run: the endpoint evidence replayed in

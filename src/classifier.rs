@@ -1055,9 +1055,10 @@ pub const BURST_GROUP: usize = 16;
 /// bytes of its payload that the classifiers read ([`CSC_BYTES`]; of a TCP
 /// payload [`TCP_FIRST_PAYLOAD_BYTES`], what the test of a first message's
 /// randomness reads), instead of a copy of the frame.
-/// [`Classifier::decode_into`] fills it and
-/// [`Classifier::push_decoded_burst`] pushes and empties it: the events are
-/// those of pushing the frames one by one.
+/// [`DecodedBurst::decode`] fills it (on the reading thread, when reading
+/// has one: it needs only the [`TunnelConfig`]) and
+/// [`Classifier::push_decoded_burst`] pushes and empties it: the events
+/// and counters are those of pushing the frames one by one.
 #[derive(Debug, Clone)]
 pub struct DecodedBurst {
     /// The packets, their payload left out.
@@ -1066,6 +1067,8 @@ pub struct DecodedBurst {
     heads: Vec<([u8; TCP_FIRST_PAYLOAD_BYTES], u8)>,
     /// Frames decoded into it, skipped ones included.
     frames: usize,
+    /// The frames skipped, by reason.
+    skipped: SkipCounts,
     capacity: usize,
 }
 
@@ -1079,7 +1082,30 @@ impl DecodedBurst {
             packets: Vec::with_capacity(capacity),
             heads: Vec::with_capacity(capacity),
             frames: 0,
+            skipped: SkipCounts::default(),
             capacity,
+        }
+    }
+
+    /// Decodes a frame into the burst, opening the tunnels `tunnels` names
+    /// (a classifier's: [`Classifier::tunnels`]). Returns the skip reason
+    /// when the frame is not a TCP/UDP packet (counted in the burst, and in
+    /// the classifier's counters when the burst is pushed).
+    pub fn decode(
+        &mut self,
+        raw: &RawPacket<'_>,
+        tunnels: &TunnelConfig,
+    ) -> Result<(), SkipReason> {
+        self.frames += 1;
+        match packet::decode_with(raw, tunnels) {
+            Ok(p) => {
+                self.keep(&p);
+                Ok(())
+            }
+            Err(reason) => {
+                self.skipped.add(reason);
+                Err(reason)
+            }
         }
     }
 
@@ -1138,6 +1164,7 @@ impl DecodedBurst {
         self.packets.clear();
         self.heads.clear();
         self.frames = 0;
+        self.skipped = SkipCounts::default();
     }
 }
 
@@ -1362,32 +1389,18 @@ impl Classifier {
         skipped
     }
 
-    /// Decodes a frame into `burst` (see [`DecodedBurst`]): counted as
-    /// pushed, its events come when the burst is pushed. Returns the skip
-    /// reason (counted now) when the frame is not a TCP/UDP packet.
-    pub fn decode_into(
-        &mut self,
-        raw: &RawPacket<'_>,
-        burst: &mut DecodedBurst,
-    ) -> Result<(), SkipReason> {
-        self.stats.frames += 1;
-        burst.frames += 1;
-        match packet::decode_with(raw, &self.tunnels) {
-            Ok(p) => {
-                burst.keep(&p);
-                Ok(())
-            }
-            Err(reason) => {
-                self.stats.skipped.add(reason);
-                Err(reason)
-            }
-        }
+    /// The tunnels this classifier opens (what [`DecodedBurst::decode`]
+    /// needs).
+    pub fn tunnels(&self) -> &TunnelConfig {
+        &self.tunnels
     }
 
     /// Pushes the packets of a [`DecodedBurst`], in order, as
     /// [`Classifier::push_burst`] pushes frames (the same events as one by
     /// one), and empties it.
     pub fn push_decoded_burst(&mut self, burst: &mut DecodedBurst) {
+        self.stats.frames += burst.frames as u64;
+        self.stats.skipped.merge(&burst.skipped);
         for start in (0..burst.packets.len()).step_by(BURST_GROUP) {
             let mut decoded = [None; BURST_GROUP];
             for (i, d) in (start..).zip(decoded.iter_mut()) {

@@ -101,7 +101,7 @@ fn decoded_bursts_give_the_events_of_single_pushes() {
         let mut in_bursts = Vec::new();
         let mut skipped = 0u64;
         for f in &frames {
-            skipped += u64::from(c.decode_into(&raw(f), &mut burst).is_err());
+            skipped += u64::from(burst.decode(&raw(f), c.tunnels()).is_err());
             if burst.is_full() {
                 assert_eq!(burst.frames(), capacity);
                 c.push_decoded_burst(&mut burst);

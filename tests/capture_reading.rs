@@ -3,11 +3,18 @@
 //! libpcap reads by itself: the same count, times, lengths and bytes, in
 //! the same order, on pcap and pcapng files, on a truncated file (with the
 //! same error after the same frames) and on a file smaller than the block.
+//! Reading on a thread of its own ([`Reading::OwnThread`]) gives the
+//! records, counters and error of reading on the classifier's thread.
 
 use std::path::{Path, PathBuf};
 
+use skype_dpi::analyze::{analyze_capture_streaming_reading, Reading, StreamReport};
 use skype_dpi::capture::{Capture, FILE_READ_BUFFER};
+use skype_dpi::classifier::FlowRecord;
+use skype_dpi::config::FlowTableConfig;
 use skype_dpi::labels::datasets_dir;
+use skype_dpi::linkmix::{write_pcap, LinkMix, LinkMixConfig};
+use skype_dpi::model::Model;
 
 /// Each frame's time, length on the wire and captured bytes.
 type Frame = (i64, u32, Vec<u8>);
@@ -128,4 +135,84 @@ fn the_standard_input_reads_as_the_file_does() {
     let from_file = run(false);
     assert!(!from_file.is_empty());
     assert_eq!(run(true), from_file);
+}
+
+/// The records a run writes, up to `stop_after` of them (then the sink
+/// says stop), and its report.
+fn analysed(
+    path: &Path,
+    reading: Reading,
+    window: usize,
+    stop_after: usize,
+) -> (Vec<FlowRecord>, StreamReport) {
+    let model = Model::default_model().unwrap();
+    let cap = Capture::open_file(path, None).unwrap();
+    let mut records = Vec::new();
+    let report = analyze_capture_streaming_reading(
+        cap,
+        &model,
+        FlowTableConfig::with_max_flows(2_000),
+        window,
+        reading,
+        &mut |r| {
+            records.push(r.clone());
+            records.len() < stop_after
+        },
+    );
+    (records, report)
+}
+
+/// The parts of two reports that must agree, whichever thread read.
+fn same_run(a: &StreamReport, b: &StreamReport, what: &str) {
+    assert_eq!(a.stats, b.stats, "{what}: counters");
+    assert_eq!(
+        a.error.as_ref().map(|e| e.to_string()),
+        b.error.as_ref().map(|e| e.to_string()),
+        "{what}: error"
+    );
+    assert_eq!(a.endpoints, b.endpoints, "{what}: endpoints");
+    assert_eq!(a.window, b.window, "{what}: window");
+    assert_eq!(a.sink_stopped, b.sink_stopped, "{what}");
+}
+
+#[test]
+fn reading_on_its_own_thread_gives_the_records_of_one_thread() {
+    // A link-like mix of many short flows through a small table and window
+    // (evictions, records leaving the window early: their revisions depend
+    // on when each burst is pushed), and the real captures.
+    let dir = std::env::temp_dir().join(format!("skype-dpi-reader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mix = dir.join("mix.pcap");
+    // About 150,000 frames: over a hundred hand-overs of bursts.
+    let frames = write_pcap(&mix, &mut LinkMix::new(&LinkMixConfig::link(6_000))).unwrap();
+    assert!(frames > 100_000, "{frames} frames");
+    let mut paths = captures();
+    paths.push(mix);
+    for path in &paths {
+        for window in [usize::MAX, 20] {
+            let what = format!("{}, window {window}", path.display());
+            let (one, a) = analysed(path, Reading::SameThread, window, usize::MAX);
+            let (two, b) = analysed(path, Reading::OwnThread, window, usize::MAX);
+            assert!(!one.is_empty(), "{what}");
+            assert!(one == two, "{what}: the records differ");
+            same_run(&a, &b, &what);
+        }
+    }
+    // A sink that stops: the same records up to there.
+    let last = paths.last().unwrap();
+    let (one, a) = analysed(last, Reading::SameThread, usize::MAX, 100);
+    let (two, b) = analysed(last, Reading::OwnThread, usize::MAX, 100);
+    assert_eq!(one.len(), 100);
+    assert!(one == two);
+    assert!(a.sink_stopped && b.sink_stopped);
+    // A truncated file: the same records and the same error.
+    let whole = std::fs::read(last).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &whole[..whole.len() / 2 - 3]).unwrap();
+    let (one, a) = analysed(&cut, Reading::SameThread, usize::MAX, usize::MAX);
+    let (two, b) = analysed(&cut, Reading::OwnThread, usize::MAX, usize::MAX);
+    assert!(a.error.is_some(), "the cut file reads to its end");
+    assert!(!one.is_empty() && one == two);
+    same_run(&a, &b, "the cut file");
+    let _ = std::fs::remove_dir_all(&dir);
 }
