@@ -26,7 +26,7 @@ use skype_dpi::capture::Capture;
 use skype_dpi::classifier::{Event, FlowRecord, MemoryUse, RunStats};
 use skype_dpi::config::{FlowTableConfig, TunnelConfig};
 use skype_dpi::model::Model;
-use skype_dpi::output::{Format, RecordWriter};
+use skype_dpi::output::{Format, RecordWriter, OUTPUT_BUFFER};
 use skype_dpi::packet::SkipReason;
 use skype_dpi::tunnel::TunnelKind;
 use skype_dpi::verdict::Label;
@@ -56,16 +56,37 @@ enum Sink {
     Parquet(Box<skype_dpi::columnar::ParquetRecordWriter<std::fs::File>>),
 }
 
+/// The records' way to stdout. A terminal gets them line by line, as
+/// they come (std's `Stdout`). A file or a pipe gets them in blocks of
+/// [`OUTPUT_BUFFER`] bytes written straight to the descriptor: `Stdout`
+/// would scan each block for its last newline and write it in two calls,
+/// and std's default 8 KiB buffer made a system call every five records.
+fn stdout_writer() -> Box<dyn Write> {
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        return Box::new(BufWriter::new(stdout));
+    }
+    match stdout.as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(BufWriter::with_capacity(
+            OUTPUT_BUFFER,
+            std::fs::File::from(fd),
+        )),
+        Err(_) => Box::new(BufWriter::with_capacity(OUTPUT_BUFFER, stdout)),
+    }
+}
+
 impl Sink {
     fn open(format: OutputFormat, out: Option<&Path>) -> Result<Sink, String> {
         match format {
             OutputFormat::Text(f) => {
                 let w: Box<dyn Write> = match out {
-                    Some(p) => Box::new(BufWriter::new(
+                    Some(p) => Box::new(BufWriter::with_capacity(
+                        OUTPUT_BUFFER,
                         std::fs::File::create(p)
                             .map_err(|e| format!("cannot create {}: {e}", p.display()))?,
                     )),
-                    None => Box::new(BufWriter::new(std::io::stdout())),
+                    None => stdout_writer(),
                 };
                 Ok(Sink::Text(RecordWriter::new(w, f)))
             }
