@@ -231,6 +231,9 @@ fn parse() -> Result<Args, String> {
     if a.reader_thread && a.threads > 1 {
         return Err("--reader-thread reads ahead of one classifier: leave out --threads N (whose reading thread already reads ahead of its workers)".to_string());
     }
+    if a.reader_thread && (a.interface.is_some() || a.read_only) {
+        return Err("--reader-thread reads capture files for the classifier: a live capture (--interface) is classified as its frames arrive, and --read-only classifies nothing".to_string());
+    }
     Ok(a)
 }
 

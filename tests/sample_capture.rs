@@ -132,25 +132,50 @@ fn classify_example_contract() {
     assert!(csv.starts_with("capture,transport,src_ip,src_port,dst_ip,dst_port,first_seen"));
     assert_eq!(csv.lines().count(), flows + 1);
 
+    // Reading on a thread of its own: the same bytes; and the flags it
+    // does not go with are refused.
+    let out = Command::new(example("classify"))
+        .args(["--format", "csv", "--reader-thread", SAMPLE])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stdout).unwrap() == csv);
+    for other in [&["--threads", "2"][..], &["--read-only"][..]] {
+        let out = Command::new(example("classify"))
+            .arg("--reader-thread")
+            .args(other)
+            .arg(SAMPLE)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--reader-thread {other:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--reader-thread"));
+    }
+
     // A capture cut in the middle of a record: the flows so far, a clear
-    // error naming the file, and a failing exit code.
+    // error naming the file, and a failing exit code, with the reading on
+    // the classifier's thread or on its own.
     let dir = std::env::temp_dir().join(format!("skype-dpi-cut-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cut = dir.join("cut.pcap");
     let bytes = std::fs::read(SAMPLE).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2 + 7]).unwrap();
-    let out = Command::new(example("classify"))
-        .args(["--format", "jsonl"])
-        .arg(&cut)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(!out.stdout.is_empty(), "flows read so far are reported");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        stderr.contains("cut.pcap") && stderr.contains("middle of a record"),
-        "{stderr}"
-    );
+    let mut first = None;
+    for reading in [None, Some("--reader-thread")] {
+        let out = Command::new(example("classify"))
+            .args(["--format", "jsonl"])
+            .args(reading)
+            .arg(&cut)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!out.stdout.is_empty(), "flows read so far are reported");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("cut.pcap") && stderr.contains("middle of a record"),
+            "{stderr}"
+        );
+        assert!(first.get_or_insert(out.stdout.clone()) == &out.stdout);
+    }
 
     // A file that is not a capture, and a bad model file.
     std::fs::write(dir.join("x.pcap"), b"not a capture").unwrap();
