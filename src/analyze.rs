@@ -465,7 +465,7 @@ impl<'m> StreamingRun<'m> {
 /// into bursts and hands them over [`HANDOVER_BURSTS`] at a time through a
 /// bounded channel; this thread pushes them, in order, exactly as
 /// [`Reading::SameThread`] does, and hands the emptied bursts back. When the
-/// sink stops, the reader stops at its next frame. None when no thread
+/// sink stops, so does the reader, at its next frame. None when no thread
 /// could be started (nothing was read: the caller reads on its own thread).
 fn read_on_own_thread(
     cap: &mut Capture,
@@ -518,12 +518,19 @@ fn read_on_own_thread(
         let Ok(reader) = reader else {
             return None;
         };
+        // As on one thread, no burst is pushed after the one during which
+        // the sink stopped: what the reader read beyond it (and any error
+        // it met there) is dropped.
         for mut handover in full_rx {
             for burst in handover.iter_mut() {
                 run.push(burst, sink);
+                if !run.go_on {
+                    break;
+                }
             }
             if !run.go_on {
                 stop.store(true, Ordering::Relaxed);
+                break;
             }
             let _ = empty_tx.send(handover);
         }
@@ -532,6 +539,11 @@ fn read_on_own_thread(
             Err(cause) => std::panic::resume_unwind(cause),
         }
     })?;
+    if !run.go_on {
+        last.clear();
+        run.last(&mut last, sink);
+        return Some(Ok(()));
+    }
     run.last(&mut last, sink);
     Some(result)
 }

@@ -1160,7 +1160,8 @@ impl DecodedBurst {
         Some(p.with_payload(head.get(..usize::from(*len)).unwrap_or(&[])))
     }
 
-    fn clear(&mut self) {
+    /// Empties the burst without pushing it.
+    pub(crate) fn clear(&mut self) {
         self.packets.clear();
         self.heads.clear();
         self.frames = 0;

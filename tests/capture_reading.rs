@@ -198,13 +198,21 @@ fn reading_on_its_own_thread_gives_the_records_of_one_thread() {
             same_run(&a, &b, &what);
         }
     }
-    // A sink that stops: the same records up to there.
+    // A sink that stops, at the end or while frames are still read (a
+    // window of 20 lets records go as flows end): the same records up to
+    // there, and the same counters (no frame pushed past the stop).
     let last = paths.last().unwrap();
-    let (one, a) = analysed(last, Reading::SameThread, usize::MAX, 100);
-    let (two, b) = analysed(last, Reading::OwnThread, usize::MAX, 100);
-    assert_eq!(one.len(), 100);
-    assert!(one == two);
-    assert!(a.sink_stopped && b.sink_stopped);
+    for window in [usize::MAX, 20] {
+        let (one, a) = analysed(last, Reading::SameThread, window, 100);
+        let (two, b) = analysed(last, Reading::OwnThread, window, 100);
+        assert_eq!(one.len(), 100);
+        assert!(one == two, "window {window}");
+        assert!(a.sink_stopped && b.sink_stopped);
+        same_run(&a, &b, &format!("a sink that stops, window {window}"));
+        if window == 20 {
+            assert!(a.stats.frames < frames, "the sink stopped while reading");
+        }
+    }
     // A truncated file: the same records and the same error.
     let whole = std::fs::read(last).unwrap();
     let cut = dir.join("cut.pcap");
