@@ -5,7 +5,8 @@
 //! through a [`RevisionWindow`], so that an endpoint recognised after a
 //! flow ended still revises it and the offline answer is the one the whole
 //! capture supports, while memory stays bounded by the flow table and the
-//! window, not by the capture ([`analyze_capture_streaming`]);
+//! window, not by the capture ([`analyze_capture_streaming`]; with the
+//! reading on a second thread, [`Reading::OwnThread`], the same records);
 //! [`analyze_capture`] keeps every record in memory. With several threads
 //! ([`analyze_capture_parallel`]) the endpoint evidence of the shards is
 //! replayed in capture order at the end, which keeps every record.
