@@ -3,15 +3,16 @@
 //! the decoder or the classifier; every frame is accounted for (a TCP/UDP
 //! packet, or skipped with a reason); the flow table never holds more than
 //! its bound and reports every flow it held exactly once; pushing frames in
-//! bursts gives the events of pushing them one by one; any thread count
-//! gives the same records.
+//! bursts, or decoding them into bursts that keep only what the
+//! classifiers read, gives the events of pushing them one by one; any
+//! thread count gives the same records.
 
 use std::path::Path;
 
 use proptest::prelude::*;
 
 use skype_dpi::analyze::{analyze_file, analyze_file_parallel};
-use skype_dpi::classifier::{Classifier, Event};
+use skype_dpi::classifier::{Classifier, DecodedBurst, Event};
 use skype_dpi::config::FlowTableConfig;
 use skype_dpi::model::Model;
 use skype_dpi::output::RecordJson;
@@ -48,7 +49,8 @@ fn synthetic(seed: u64, n: usize) -> Vec<(i64, Vec<u8>)> {
 fn check_path(raws: &[RawPacket<'_>], max_flows: usize) -> Result<(), TestCaseError> {
     let table = FlowTableConfig::with_max_flows(max_flows);
     let mut one = Classifier::with_table(model(), table.clone());
-    let mut burst = Classifier::with_table(model(), table);
+    let mut burst = Classifier::with_table(model(), table.clone());
+    let mut decoded = Classifier::with_table(model(), table);
     let mut events_one = Vec::new();
     for raw in raws {
         let _ = one.push(raw);
@@ -57,11 +59,26 @@ fn check_path(raws: &[RawPacket<'_>], max_flows: usize) -> Result<(), TestCaseEr
     }
     burst.push_burst(raws);
     let mut events_burst: Vec<Event> = burst.drain_events().collect();
+    // Bursts of 7 decoded frames: groups cut short, bursts across groups.
+    let mut b = DecodedBurst::new(7);
+    let mut events_decoded = Vec::new();
+    for raw in raws {
+        let _ = b.decode(raw, decoded.tunnels());
+        if b.is_full() {
+            decoded.push_decoded_burst(&mut b);
+            events_decoded.extend(decoded.drain_events());
+        }
+    }
+    decoded.push_decoded_burst(&mut b);
     one.finish_all();
     burst.finish_all();
+    decoded.finish_all();
     events_one.extend(one.drain_events());
     events_burst.extend(burst.drain_events());
+    events_decoded.extend(decoded.drain_events());
     prop_assert_eq!(&events_one, &events_burst);
+    prop_assert_eq!(&events_one, &events_decoded);
+    prop_assert_eq!(one.stats(), decoded.stats());
     let s = one.stats();
     prop_assert_eq!(s.frames, raws.len() as u64);
     prop_assert_eq!(s.frames, s.packets + s.skipped.total());
