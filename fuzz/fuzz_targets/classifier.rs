@@ -1,15 +1,16 @@
 //! The whole per-packet path, from a sequence of raw frames with
 //! timestamps (which may go backwards) to events: never panics; every frame
 //! is accounted for (a TCP/UDP packet or skipped with a reason); the table
-//! stays within its bound; pushing the frames in bursts gives the events of
-//! pushing them one by one; ending every flow reports each one once.
+//! stays within its bound; pushing the frames in bursts, or decoding them
+//! into bursts that keep only what the classifiers read, gives the events
+//! of pushing them one by one; ending every flow reports each one once.
 //!
 //! Input: records of [selector, ts delta in ms (2 bytes, signed), length
 //! (2 bytes), frame].
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use skype_dpi::classifier::{Classifier, Event};
+use skype_dpi::classifier::{Classifier, DecodedBurst, Event};
 use skype_dpi::config::FlowTableConfig;
 use skype_dpi::model::Model;
 use skype_dpi::packet::{RawPacket, Timestamp};
@@ -54,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let table = FlowTableConfig::with_max_flows(MAX_FLOWS);
     let mut one = Classifier::with_table(model.clone(), table.clone());
-    let mut burst = Classifier::with_table(model, table);
+    let mut burst = Classifier::with_table(model.clone(), table.clone());
+    let mut decoded = Classifier::with_table(model, table);
     let mut events_one = Vec::new();
     for raw in &raws {
         let _ = one.push(raw);
@@ -63,11 +65,25 @@ fuzz_target!(|data: &[u8]| {
     }
     burst.push_burst(&raws);
     let mut events_burst: Vec<Event> = burst.drain_events().collect();
+    let mut b = DecodedBurst::new(5);
+    let mut events_decoded = Vec::new();
+    for raw in &raws {
+        let _ = b.decode(raw, decoded.tunnels());
+        if b.is_full() {
+            decoded.push_decoded_burst(&mut b);
+            events_decoded.extend(decoded.drain_events());
+        }
+    }
+    decoded.push_decoded_burst(&mut b);
     one.finish_all();
     burst.finish_all();
+    decoded.finish_all();
     events_one.extend(one.drain_events());
     events_burst.extend(burst.drain_events());
+    events_decoded.extend(decoded.drain_events());
     assert_eq!(events_one, events_burst);
+    assert_eq!(events_one, events_decoded);
+    assert_eq!(one.stats(), decoded.stats());
     let s = one.stats();
     assert_eq!(s.frames, raws.len() as u64);
     assert_eq!(s.frames, s.packets + s.skipped.total());
