@@ -261,6 +261,7 @@ pub fn analyze_capture_streaming(
 }
 
 /// Where [`analyze_capture_streaming_reading`] reads and decodes the frames.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reading {
     /// On the calling thread, between the classifier's bursts: one thread.
@@ -484,7 +485,10 @@ fn read_on_own_thread(
         let reader = std::thread::Builder::new()
             .name("skype-dpi-read".to_string())
             .spawn_scoped(s, move || {
+                // Emptied bursts and hand-over vectors come back to be
+                // filled again: none is made once the pipeline is full.
                 let mut spare: Vec<DecodedBurst> = Vec::new();
+                let mut spare_handovers: Vec<Vec<DecodedBurst>> = Vec::new();
                 let mut handover: Vec<DecodedBurst> = Vec::with_capacity(HANDOVER_BURSTS);
                 let mut burst = DecodedBurst::new(OFFLINE_BURST);
                 let result = cap.for_each(|raw| {
@@ -492,16 +496,17 @@ fn read_on_own_thread(
                     if burst.is_full() {
                         while let Ok(mut back) = empty_rx.try_recv() {
                             spare.append(&mut back);
+                            spare_handovers.push(back);
                         }
                         let next = spare
                             .pop()
                             .unwrap_or_else(|| DecodedBurst::new(OFFLINE_BURST));
                         handover.push(std::mem::replace(&mut burst, next));
                         if handover.len() >= HANDOVER_BURSTS {
-                            let full = std::mem::replace(
-                                &mut handover,
-                                Vec::with_capacity(HANDOVER_BURSTS),
-                            );
+                            let empty = spare_handovers
+                                .pop()
+                                .unwrap_or_else(|| Vec::with_capacity(HANDOVER_BURSTS));
+                            let full = std::mem::replace(&mut handover, empty);
                             if full_tx.send(full).is_err() {
                                 return false;
                             }

@@ -23,10 +23,10 @@ pub const CSC_GROUPS: usize = 2 * CSC_BYTES;
 /// Bytes of a TCP flow's first payload whose nibbles the test of
 /// randomness from the first byte reads
 /// ([`crate::endpoint::encrypted_from_first_byte`]): Skype's TCP is RC4 from
-/// its first byte (method.md §1), and 127 bytes give each of the 16 nibble
-/// values about 16 expected counts, enough for the group test's boundary at
-/// one look. Project choice (issue 13); readers that keep only a message's
-/// first bytes keep this many of a TCP payload.
+/// its first byte (method.md §1); 127 bytes are 254 nibbles, about 16
+/// expected counts for each of the 16 values. Project choice (issues 13 and
+/// 14, where the test came in); readers that keep only a message's first
+/// bytes keep this many of a TCP payload.
 pub const TCP_FIRST_PAYLOAD_BYTES: usize = 127;
 /// Values a 4-bit group can take.
 pub const NIBBLE_VALUES: usize = 16;
