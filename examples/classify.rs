@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use skype_dpi::analyze::{
     analyze_capture_parallel, analyze_capture_streaming_reading, analyze_live, Reading,
 };
-use skype_dpi::capture::Capture;
+use skype_dpi::capture::{Capture, CaptureError};
 use skype_dpi::classifier::{Event, FlowRecord, MemoryUse, RunStats};
 use skype_dpi::config::{FlowTableConfig, TunnelConfig};
 use skype_dpi::model::Model;
@@ -30,8 +30,9 @@ use skype_dpi::output::{Format, RecordWriter, OUTPUT_BUFFER};
 use skype_dpi::packet::SkipReason;
 use skype_dpi::tunnel::TunnelKind;
 use skype_dpi::verdict::Label;
+use skype_dpi::yardstick;
 
-const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--revision-window N] [--threads N] [--reader-thread] [--tunnels LIST] [--duration S] [--read-buffer BYTES] [--read-only] CAPTURE...
+const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out FILE] [--filter BPF] [--interface IFACE] [--model FILE] [--max-flows N] [--revision-window N] [--threads N] [--reader-thread] [--tunnels LIST] [--duration S] [--read-buffer BYTES] [--read-only | --flows-only] CAPTURE...
   --tunnels LIST: the tunnels to open, to classify the flows inside (all, none, or some of gtp_u,gre,vxlan,geneve,ip_in_ip,capwap; default all)
   --out FILE: write the records to FILE instead of stdout (needed by --format parquet)
   --duration S: stop a live capture after S seconds and report every flow
@@ -40,7 +41,8 @@ const USAGE: &str = "usage: classify [--format jsonl|csv|table|parquet] [--out F
   --threads N: shard flows over N worker threads (same verdicts as one)
   --reader-thread: read and decode capture files on a thread of their own, ahead of the one classifier (two threads: the same records as one, byte for byte, in the same bounded memory; not with --threads N)
   --read-buffer BYTES: read capture files BYTES at a time (default 1048576; 0: libpcap's own, the file system's block size)
-  --read-only: only read the frames through libpcap (the speed floor no classifier can beat)";
+  --read-only: only read the frames through libpcap (the speed floor no classifier can beat)
+  --flows-only: only read the frames, decode them and follow their flows in the classifier's flow table, classifying nothing (the floor of any flow classifier on one thread)";
 
 /// Text formats go to stdout or a file; Parquet to a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +136,7 @@ impl Sink {
 struct Args {
     duration: Option<f64>,
     read_only: bool,
+    flows_only: bool,
     threads: usize,
     reader_thread: bool,
     format: OutputFormat,
@@ -152,6 +155,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         duration: None,
         read_only: false,
+        flows_only: false,
         threads: 1,
         reader_thread: false,
         format: OutputFormat::Text(Format::Table),
@@ -183,6 +187,7 @@ fn parse() -> Result<Args, String> {
             "--interface" | "-i" => a.interface = Some(value("--interface")?),
             "--model" => a.model = Some(PathBuf::from(value("--model")?)),
             "--read-only" => a.read_only = true,
+            "--flows-only" => a.flows_only = true,
             "--reader-thread" => a.reader_thread = true,
             "--duration" => {
                 a.duration = Some(
@@ -233,6 +238,9 @@ fn parse() -> Result<Args, String> {
     }
     if a.reader_thread && (a.interface.is_some() || a.read_only) {
         return Err("--reader-thread reads capture files for the classifier: a live capture (--interface) is classified as its frames arrive, and --read-only classifies nothing".to_string());
+    }
+    if a.flows_only && (a.read_only || a.interface.is_some() || a.threads > 1 || a.reader_thread) {
+        return Err("--flows-only measures one thread following the flows of capture files: leave out --read-only, --interface, --threads N and --reader-thread".to_string());
     }
     Ok(a)
 }
@@ -349,6 +357,9 @@ fn main() -> ExitCode {
     }
     if args.read_only {
         return read_only(&args);
+    }
+    if args.flows_only {
+        return flows_only(&args, table);
     }
     let mut out = match Sink::open(args.format, args.out.as_deref()) {
         Ok(s) => s,
@@ -571,39 +582,64 @@ fn memory_line(name: &str, m: &MemoryUse, (window, records): (usize, usize), pea
     );
 }
 
-/// Reads every frame through libpcap and does nothing else: the floor.
-fn read_only(args: &Args) -> ExitCode {
+/// Runs a yardstick over every capture: its counts summed, whether a
+/// capture failed (each failure printed), and the seconds it all took.
+fn measure_captures<C: Default + std::ops::AddAssign>(
+    args: &Args,
+    mut measure: impl FnMut(&mut Capture) -> (C, Result<(), CaptureError>),
+) -> (C, bool, f64) {
     let start = Instant::now();
-    let (mut frames, mut bytes) = (0u64, 0u64);
+    let mut all = C::default();
     let mut failed = false;
     for path in &args.captures {
-        match Capture::open_file_reading(path, args.filter.as_deref(), args.read_buffer) {
-            Ok(mut cap) => {
-                let r = cap.for_each(|raw| {
-                    frames += 1;
-                    bytes += raw.data.len() as u64;
-                    true
-                });
-                if let Err(e) = r {
-                    eprintln!("classify: {e}");
-                    failed = true;
-                }
-            }
-            Err(e) => {
-                eprintln!("classify: {e}");
-                failed = true;
-            }
+        let result = Capture::open_file_reading(path, args.filter.as_deref(), args.read_buffer)
+            .and_then(|mut cap| {
+                let (counts, result) = measure(&mut cap);
+                all += counts;
+                result
+            });
+        if let Err(e) = result {
+            eprintln!("classify: {e}");
+            failed = true;
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    eprintln!(
-        "read-only: {} capture(s), {frames} frames, {bytes} captured bytes, {secs:.3} s ({:.0} frames/s)",
-        args.captures.len(),
-        frames as f64 / secs.max(1e-9)
-    );
+    (all, failed, start.elapsed().as_secs_f64())
+}
+
+fn exit_code(failed: bool) -> ExitCode {
     if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Reads every frame through libpcap and does nothing else: the floor.
+fn read_only(args: &Args) -> ExitCode {
+    let (c, failed, secs) = measure_captures(args, yardstick::read_frames);
+    eprintln!(
+        "read-only: {} capture(s), {} frames, {} captured bytes, {secs:.3} s ({:.0} frames/s)",
+        args.captures.len(),
+        c.frames,
+        c.captured_bytes,
+        c.frames as f64 / secs.max(1e-9)
+    );
+    exit_code(failed)
+}
+
+/// Reads every frame, decodes it and follows its flow, classifying
+/// nothing: the floor of any flow classifier on one thread.
+fn flows_only(args: &Args, table: FlowTableConfig) -> ExitCode {
+    let (c, failed, secs) =
+        measure_captures(args, |cap| yardstick::follow_flows(cap, table.clone()));
+    eprintln!(
+        "flows-only: {} capture(s), {} frames, {} TCP/UDP packets, {} flows, {} skipped, {secs:.3} s ({:.0} frames/s)",
+        args.captures.len(),
+        c.frames,
+        c.packets,
+        c.flows,
+        c.skipped,
+        c.frames as f64 / secs.max(1e-9)
+    );
+    exit_code(failed)
 }

@@ -1175,7 +1175,7 @@ impl DecodedBurst {
 const ENDED_BATCH: usize = 256;
 
 /// Seconds of capture time between two idle-expiry passes.
-const EXPIRY_INTERVAL_MICROS: i64 = 1_000_000;
+pub(crate) const EXPIRY_INTERVAL_MICROS: i64 = 1_000_000;
 
 impl Classifier {
     /// A classifier with `model` and default flow-table settings.

@@ -9,7 +9,7 @@
 //! holds every number of the method and [`model`] the model file.
 //!
 //! Faces, each behind a cargo feature (all on by default; the core is
-//! `default-features = false`): `capture` (modules `capture`, `analyze`),
+//! `default-features = false`): `capture` (modules `capture`, `analyze`, `yardstick`),
 //! `output` (`output`, `community_id`), `parquet`
 //! (`columnar`: records as Arrow columns and Parquet files), `train` (`train`, `labels`),
 //! `report` (`evaluate`, `plots`), `synth` (`synth`). The C ABI is the
@@ -52,6 +52,8 @@ pub mod tunnel;
 pub mod verdict;
 #[doc(hidden)]
 pub mod wire;
+#[cfg(feature = "capture")]
+pub mod yardstick;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

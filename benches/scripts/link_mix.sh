@@ -12,7 +12,9 @@
 # Each round times, back to back from the page cache: the read floor
 # (`classify --read-only`: libpcap reading the file in the blocks classify
 # uses), libpcap reading it in its own 4 KiB blocks (`--read-buffer 0`, a
-# yardstick), `classify --format jsonl` and `--format csv`, and
+# yardstick), the floor of following the flows (`classify --flows-only`:
+# reading, decoding and the flow table, nothing classified),
+# `classify --format jsonl` and `--format csv`, and
 # `--format jsonl --reader-thread` (two threads) to /dev/null on the mix,
 # and `classify --format jsonl --max-flows 100000`
 # on each flood, with peak memory. The summary gives the best of the
@@ -52,6 +54,7 @@ for round in $(seq "$rounds"); do
   echo "round $round:"
   run "mix: read-only (floor)" "$mix" "$bin" --read-only
   run "mix: read-only, libpcap's 4 KiB reads" "$mix" "$bin" --read-only --read-buffer 0
+  run "mix: flows-only (flow table, no method)" "$mix" "$bin" --flows-only
   run "mix: classify --format jsonl" "$mix" "$bin" --format jsonl
   run "mix: classify --format csv" "$mix" "$bin" --format csv
   run "mix: classify --format jsonl --reader-thread" "$mix" "$bin" --format jsonl --reader-thread
@@ -64,7 +67,7 @@ for round in $(seq "$rounds"); do
 done
 echo "best of $rounds rounds (rate as a share of the floor's rate on the same capture; peak memory of the last round):"
 fl=${best["mix: read-only (floor)"]}
-for key in "mix: read-only (floor)" "mix: read-only, libpcap's 4 KiB reads" "mix: classify --format jsonl" "mix: classify --format csv" "mix: classify --format jsonl --reader-thread" ${ndpi:+"mix: ndpiReader -q"}; do
+for key in "mix: read-only (floor)" "mix: read-only, libpcap's 4 KiB reads" "mix: flows-only (flow table, no method)" "mix: classify --format jsonl" "mix: classify --format csv" "mix: classify --format jsonl --reader-thread" ${ndpi:+"mix: ndpiReader -q"}; do
   awk -v k="$key" -v s="${best[$key]}" -v fl="$fl" -v f="${frames_of[mix]}" -v r="${rss_of[$key]}" \
     'BEGIN { printf "%-44s %8.2f s %10.0f frames/s  %.3f of the floor  %7.1f MiB\n", k, s, f/s, fl/s, r/1024 }'
 done
